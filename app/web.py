@@ -1,0 +1,71 @@
+"""The web app: NiceGUI pages and the REST API on one FastAPI server."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+from nicegui import app as nicegui_app
+from nicegui import ui
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from app.api import api_router
+from app.context import AppContext, get_context
+from ui import services as ui_services
+from ui.pages import register_all
+
+log = logging.getLogger("carehub.web")
+PUBLIC_PREFIXES = ("/login", "/_nicegui", "/api/", "/sandbox", "/webhooks/", "/favicon", "/oauth/")
+
+
+class AuthMiddleware(BaseHTTPMiddleware):
+    """Send browsers without a session to the login page; the API authenticates by bearer token."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        path = request.url.path
+        if not path.startswith(PUBLIC_PREFIXES) and not nicegui_app.storage.user.get("user"):
+            return RedirectResponse(f"/login?redirect_to={path}")
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+
+_configured = False
+
+
+def configure(ctx: AppContext | None = None) -> AppContext:
+    """Wire services, pages, API routes and (in local mode) sandboxes onto the NiceGUI app. Idempotent."""
+    global _configured
+    ctx = ctx or get_context()
+    ui_services.configure(ui_services.Services(
+        db=ctx.db, box=ctx.box, redis_url=ctx.redis_url, allow_private_hosts=ctx.settings.allow_private_hosts,
+        sandboxes_enabled=ctx.settings.sandboxes_enabled,
+        public_url=f"http://{ctx.settings.host}:{ctx.settings.port}"))
+    if _configured:
+        return ctx
+    _configured = True
+    register_all()
+    nicegui_app.include_router(api_router)
+    nicegui_app.add_middleware(AuthMiddleware)
+    if ctx.settings.sandboxes_enabled:
+        _mount_sandboxes()
+    return ctx
+
+
+def _mount_sandboxes() -> None:
+    try:
+        from connectors.sandboxes import mount_sandboxes
+    except ImportError:  # the sandbox registry is optional until connectors land
+        log.info("no sandboxes available to mount")
+        return
+    mount_sandboxes(nicegui_app, prefix="/sandbox")
+
+
+def serve(ctx: AppContext | None = None) -> None:
+    """Run the web server in this process until interrupted."""
+    ctx = configure(ctx)
+    ui.run(host=ctx.settings.host, port=ctx.settings.port, title="CareHub", reload=False, show=False,
+           storage_secret=ctx.settings.effective_session_secret(), favicon="🏥", show_welcome_message=False,
+           fastapi_docs=False)

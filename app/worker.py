@@ -1,0 +1,66 @@
+"""The arq worker: job functions take ids, state lives in SQL, a heartbeat proves liveness.
+
+Run with ``carehub worker`` (or ``arq app.worker.WorkerSettings``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, ClassVar
+
+from arq import cron
+from arq.connections import RedisSettings
+from arq.cron import CronJob
+
+from app.context import get_context
+
+WORKER_HEARTBEAT_KEY = "carehub:workers"
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+JobFunction = Callable[..., Coroutine[Any, Any, Any]]
+
+
+async def heartbeat(ctx: dict[str, Any]) -> None:
+    """Record that this worker is alive (the health check counts workers seen in the last minute)."""
+    await ctx["redis"].zadd(WORKER_HEARTBEAT_KEY, {WORKER_ID: time.time()})
+    await ctx["redis"].zremrangebyscore(WORKER_HEARTBEAT_KEY, "-inf", time.time() - 3600)
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """Fill the job context with the application context."""
+    ctx["app"] = get_context()
+    ctx["worker_id"] = WORKER_ID
+    await heartbeat(ctx)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    """Forget this worker's heartbeat so the health check stops counting it at once."""
+    await ctx["redis"].zrem(WORKER_HEARTBEAT_KEY, WORKER_ID)
+
+
+def job_functions() -> list[JobFunction]:
+    """Every job function the worker runs (the sync engine adds its own here)."""
+    return [heartbeat]
+
+
+def cron_jobs() -> list[CronJob]:
+    """Periodic jobs: heartbeat every 15 seconds."""
+    return [cron(heartbeat, second={0, 15, 30, 45}, run_at_startup=False)]  # type: ignore[arg-type]
+
+
+class WorkerSettings:
+    """arq worker configuration, resolved from CareHub settings at import time."""
+
+    functions: ClassVar[list[JobFunction]] = job_functions()
+    cron_jobs: ClassVar[list[CronJob]] = cron_jobs()
+    on_startup = startup
+    on_shutdown = shutdown
+    redis_settings = RedisSettings.from_dsn(get_context().redis_url)
+    max_jobs = 10
+    job_timeout = 3600
+    keep_result = 3600
+    health_check_interval = 30
+    allow_abort_jobs = True

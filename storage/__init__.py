@@ -1,0 +1,1 @@
+"""CareHub package."""
