@@ -110,7 +110,7 @@ def _filter_fn(f: DataFilter) -> Callable[[Mapping[str, Any]], str | None]:
     if op in (FilterOperator.IN, FilterOperator.NOT_IN) and not isinstance(expected, list):
         raise MappingError(f"the filter on {f.field} needs a list of values")
 
-    def test(v: Any) -> bool:  # noqa: PLR0911
+    def test(v: Any) -> bool:
         if op is FilterOperator.EQUALS:
             return bool(v == expected)
         if op is FilterOperator.NOT_EQUALS:

@@ -64,7 +64,7 @@ def make_getter(text: str) -> Getter:
 
         return get1
     if len(parts) == 2 and isinstance(parts[0], str) and isinstance(parts[1], str):
-        k0, k1 = parts
+        k0, k1 = str(parts[0]), str(parts[1])
 
         def get2(record: Mapping[str, Any]) -> Any:
             v = record.get(k0)

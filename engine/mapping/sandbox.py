@@ -58,9 +58,13 @@ class _MappingTemplateEnv(ImmutableSandboxedEnvironment):
             raise SecurityError("string formatting with % is not allowed in mapping templates")
         if operator_ == "*" and (isinstance(left, (str, list, tuple)) or isinstance(right, (str, list, tuple))):
             raise SecurityError("repeating text or lists with * is not allowed in mapping templates")
-        if operator_ == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
-            if len(left) + len(right) > MAX_OUTPUT_CHARS:
-                raise SecurityError("the template builds a value larger than the output limit")
+        if (
+            operator_ == "+"
+            and isinstance(left, (str, list, tuple))
+            and isinstance(right, (str, list, tuple))
+            and len(left) + len(right) > MAX_OUTPUT_CHARS
+        ):
+            raise SecurityError("the template builds a value larger than the output limit")
         return super().call_binop(context, operator_, left, right)
 
     def getattr(self, obj: Any, attribute: str) -> Any:

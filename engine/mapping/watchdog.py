@@ -20,7 +20,7 @@ R = TypeVar("R")
 _TICK = 0.02
 
 
-class Overrun(BaseException):  # noqa: N818  (BaseException so user code paths cannot swallow it)
+class Overrun(BaseException):
     """Raised asynchronously in a thread whose armed call ran past its deadline."""
 
 

@@ -99,7 +99,13 @@ def register(
     """Decorator registering a builder ``(args) -> step`` under ``name``."""
 
     def deco(build: Builder) -> Builder:
-        ph: Phrase = (lambda _a, _p=phrase: _p) if isinstance(phrase, str) else phrase
+        if isinstance(phrase, str):
+            text = phrase
+
+            def ph(_a: dict[str, Any]) -> str:
+                return text
+        else:
+            ph = phrase
         REGISTRY[name] = FunctionSpec(
             name=name, category=category, description=description, examples=tuple(examples),
             args=tuple(args or ()), build=build, phrase=ph, inverse=inverse,
