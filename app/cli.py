@@ -120,8 +120,8 @@ def run() -> None:
         admin, password = ensure_admin(session, settings.admin_email, settings.admin_password or None)
     _print_login(settings.port, admin.email, password, settings.data_dir)
     children = [
-        subprocess.Popen([sys.executable, "-m", "app", "web"], env=env),  # noqa: S603
-        subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env),  # noqa: S603
+        subprocess.Popen([sys.executable, "-m", "app", "web"], env=env),
+        subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env),
     ]
     _supervise(children, embedded)
 

@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_ADMIN_PASSWORD = "change-me"  # noqa: S105 - the value production refuses
+DEFAULT_ADMIN_PASSWORD = "change-me"
 KEY_FILE_NAME = "secret.keys"
 
 

@@ -32,20 +32,16 @@ class AuthMiddleware(BaseHTTPMiddleware):
         return response
 
 
-_configured = False
-
-
 def configure(ctx: AppContext | None = None) -> AppContext:
-    """Wire services, pages, API routes and (in local mode) sandboxes onto the NiceGUI app. Idempotent."""
-    global _configured
+    """Wire services, pages, API routes and (in local mode) sandboxes onto the NiceGUI app.
+
+    Called once per server start, and again by NiceGUI's test fixtures after each reset.
+    """
     ctx = ctx or get_context()
     ui_services.configure(ui_services.Services(
         db=ctx.db, box=ctx.box, redis_url=ctx.redis_url, allow_private_hosts=ctx.settings.allow_private_hosts,
         sandboxes_enabled=ctx.settings.sandboxes_enabled,
         public_url=f"http://{ctx.settings.host}:{ctx.settings.port}"))
-    if _configured:
-        return ctx
-    _configured = True
     register_all()
     nicegui_app.include_router(api_router)
     nicegui_app.add_middleware(AuthMiddleware)
@@ -56,7 +52,7 @@ def configure(ctx: AppContext | None = None) -> AppContext:
 
 def _mount_sandboxes() -> None:
     try:
-        from connectors.sandboxes import mount_sandboxes
+        from connectors.sandboxes import mount_sandboxes  # type: ignore[attr-defined,unused-ignore]
     except ImportError:  # the sandbox registry is optional until connectors land
         log.info("no sandboxes available to mount")
         return

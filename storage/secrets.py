@@ -37,7 +37,7 @@ def rotate_all(db: Database, box: SecretBox, *, on_row: Callable[[str], None] | 
     report = RotationReport()
     for model, column in ENCRYPTED_COLUMNS:
         with db.session() as session:
-            ids = [row.id for row in session.exec(select(model)).all() if getattr(row, column)]
+            ids = [str(row_id) for row_id in session.exec(select(model.id).where(getattr(model, column) != "")).all()]
         for row_id in ids:
             with db.session() as session:
                 row = session.get(model, row_id)

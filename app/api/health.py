@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends
 from sqlalchemy import text
 from sqlmodel import col, select
 
-from app.api.deps import ApiUser, AppContext, api_user, context
+from app.api.deps import ApiUser, api_user, context
+from app.context import AppContext
 from storage.models import Integration
 
 router = APIRouter()
@@ -32,7 +33,7 @@ def _database_state(ctx: AppContext) -> tuple[bool, list[dict[str, Any]]]:
         with ctx.db.session() as session:
             session.exec(text("SELECT 1"))  # type: ignore[call-overload]
             rows = session.exec(select(Integration).where(col(Integration.deleted_at).is_(None))).all()
-    except Exception:  # noqa: BLE001 - any database failure is "not ok" here
+    except Exception:
         return False, []
     now = datetime.now(UTC)
     out = []
@@ -46,13 +47,13 @@ def _database_state(ctx: AppContext) -> tuple[bool, list[dict[str, Any]]]:
 
 
 async def _redis_state(url: str) -> dict[str, Any]:
-    client = aioredis.from_url(url, socket_timeout=2)
+    client = aioredis.Redis.from_url(url, socket_timeout=2)
     try:
         await client.ping()
         workers = await client.zcount(WORKER_HEARTBEAT_KEY, datetime.now(UTC).timestamp() - 60, "+inf")
         depth = await client.zcard("arq:queue")
         return {"ok": True, "workers": int(workers), "queueDepth": int(depth)}
-    except Exception as exc:  # noqa: BLE001 - report, do not crash the health check
+    except Exception as exc:
         return {"ok": False, "error": type(exc).__name__, "workers": 0, "queueDepth": None}
     finally:
         await client.aclose()

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
-from storage.models.base import TZDateTime, now_column, json_dict, new_id, optional_time, utcnow
+from storage.models.base import TZDateTime, json_dict, new_id, now_column, optional_time, utcnow
 
 
 class CareRecord(SQLModel, table=True):

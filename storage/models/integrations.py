@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
-from storage.models.base import now_column, json_dict, json_list, new_id, optional_time
+from storage.models.base import json_dict, json_list, new_id, now_column, optional_time
 
 
 class IntegrationStatus(StrEnum):

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Field, SQLModel
 
-from storage.models.base import now_column, json_dict, json_list, new_id
+from storage.models.base import json_dict, json_list, new_id, now_column
 
 
 class MigrationPlan(SQLModel, table=True):

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Field, SQLModel
 
-from storage.models.base import TZDateTime, now_column, json_dict, optional_time, utcnow
+from storage.models.base import TZDateTime, json_dict, now_column, optional_time, utcnow
 
 
 class Role(StrEnum):

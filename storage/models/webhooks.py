@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Field, SQLModel
 
-from storage.models.base import TZDateTime, now_column, json_dict, json_list, new_id, optional_time, utcnow
+from storage.models.base import TZDateTime, json_dict, json_list, new_id, now_column, optional_time, utcnow
 
 
 class Webhook(SQLModel, table=True):

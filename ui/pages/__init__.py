@@ -1,13 +1,22 @@
-"""NiceGUI pages; each module registers its routes when :func:`register_all` imports it."""
+"""NiceGUI pages; :func:`register_all` (re)registers every page module's routes.
+
+A page module either declares routes with ``@ui.page`` at module level or defines a
+``register()`` function. NiceGUI's test fixtures clear all routes between tests, so
+modules already imported are reloaded to run their decorators again.
+"""
 
 from __future__ import annotations
 
 import importlib
+import sys
 
 PAGE_MODULES = ["ui.pages.login", "ui.pages.home"]
 
 
 def register_all() -> None:
-    """Import every page module so its ``@ui.page`` routes exist."""
+    """Register every page module's routes (idempotent per NiceGUI app reset)."""
     for name in PAGE_MODULES:
-        importlib.import_module(name)
+        module = importlib.reload(sys.modules[name]) if name in sys.modules else importlib.import_module(name)
+        register = getattr(module, "register", None)
+        if callable(register):
+            register()

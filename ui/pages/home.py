@@ -38,6 +38,8 @@ def _overview() -> Overview:
 async def home_page() -> None:
     """The signed-in landing page."""
     overview = await run.io_bound(_overview)
+    if overview is None:  # the server is shutting down
+        return
     with frame("Home"):
         with ui.row().classes("gap-4"):
             for label, value in [("Integrations", overview.integrations), ("Active", overview.active),

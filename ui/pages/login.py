@@ -24,6 +24,8 @@ def login_page(redirect_to: str = "/") -> RedirectResponse | None:
 
     async def try_login() -> None:
         result = await run.io_bound(_check, email.value or "", password.value or "")
+        if result is None:  # the server is shutting down
+            return
         if result.user is None or result.user.id is None:
             message.text = result.reason
             message.set_visibility(True)
@@ -40,5 +42,5 @@ def login_page(redirect_to: str = "/") -> RedirectResponse | None:
         password.on("keydown.enter", try_login)
         message = ui.label("").classes("text-red-800").props('role=alert')
         message.set_visibility(False)
-        ui.button("Sign in", on_click=try_login).classes("w-full")
+        ui.button("Sign in", on_click=try_login).classes("w-full").mark("sign-in")
     return None
