@@ -1,0 +1,120 @@
+"""Parsers that pull the vendor's own error message out of an error reply, one per ``errors.format``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+ParsedError = tuple[str, str | None]  # (message, code)
+
+
+def _body(resp: httpx.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def _fallback(resp: httpx.Response) -> ParsedError:
+    text = resp.text.strip()
+    return (text[:500] if text else resp.reason_phrase or f"HTTP {resp.status_code}"), None
+
+
+def parse_xero(resp: httpx.Response) -> ParsedError:
+    """Xero: ``Elements[].ValidationErrors[].Message``, ``Message``, problem ``detail``/``Detail``."""
+    body = _body(resp)
+    if not isinstance(body, dict):
+        return _fallback(resp)
+    msgs: list[str] = []
+    for el in body.get("Elements") or []:
+        msgs += [str(v.get("Message")) for v in el.get("ValidationErrors") or [] if v.get("Message")]
+    problem = body.get("problem") if isinstance(body.get("problem"), dict) else body
+    for f in problem.get("invalidFields") or []:
+        msgs.append(f"{f.get('name')}: {f.get('reason')}")
+    if msgs:
+        return "; ".join(msgs), str(body.get("Type") or problem.get("title") or "") or None
+    for key in ("Message", "Detail", "detail", "title", "Title"):
+        if problem.get(key):
+            return str(problem[key]), str(body.get("Type") or problem.get("title") or "") or None
+    return _fallback(resp)
+
+
+def parse_quickbooks(resp: httpx.Response) -> ParsedError:
+    """QuickBooks: ``Fault.Error[].Message`` + ``Detail`` and ``code``."""
+    body = _body(resp)
+    fault = body.get("Fault") if isinstance(body, dict) else None
+    errors = (fault or {}).get("Error") or []
+    if errors:
+        first = errors[0]
+        msg = str(first.get("Message", ""))
+        if first.get("Detail"):
+            msg = f"{msg}: {first['Detail']}" if msg else str(first["Detail"])
+        return msg, str(first.get("code")) if first.get("code") is not None else None
+    return _fallback(resp)
+
+
+def parse_sage(resp: httpx.Response) -> ParsedError:
+    """Sage Accounting: a list of ``{$severity, $dataCode, $message, $source}``."""
+    body = _body(resp)
+    items = body if isinstance(body, list) else [body] if isinstance(body, dict) else []
+    msgs = []
+    code = None
+    for it in items:
+        if isinstance(it, dict) and it.get("$message"):
+            src = f" ({it['$source']})" if it.get("$source") else ""
+            msgs.append(f"{it['$message']}{src}")
+            code = code or it.get("$dataCode")
+    if msgs:
+        return "; ".join(msgs), code
+    return _fallback(resp)
+
+
+def parse_hmrc(resp: httpx.Response) -> ParsedError:
+    """HMRC: ``{code, message, errors?: [{code, message}]}``."""
+    body = _body(resp)
+    if isinstance(body, dict) and (body.get("message") or body.get("code")):
+        msg = str(body.get("message") or body.get("code"))
+        subs = [str(e.get("message")) for e in body.get("errors") or [] if isinstance(e, dict)]
+        return (msg + (": " + "; ".join(subs) if subs else "")), body.get("code")
+    return _fallback(resp)
+
+
+def parse_fhir(resp: httpx.Response) -> ParsedError:
+    """FHIR ``OperationOutcome``: ``issue[].diagnostics`` or ``details.text``."""
+    body = _body(resp)
+    if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
+        issues = body.get("issue") or []
+        msgs = [str(i.get("diagnostics") or (i.get("details") or {}).get("text") or i.get("code")) for i in issues]
+        code = None
+        if issues:
+            coding = ((issues[0].get("details") or {}).get("coding") or [{}])[0]
+            code = coding.get("code") or issues[0].get("code")
+        return "; ".join(msgs) or "OperationOutcome", code
+    return _fallback(resp)
+
+
+def parse_generic(resp: httpx.Response) -> ParsedError:
+    """Common shapes: ``message``/``error``/``detail`` keys."""
+    body = _body(resp)
+    if isinstance(body, dict):
+        for key in ("message", "error_description", "error", "detail", "title"):
+            val = body.get(key)
+            if isinstance(val, str) and val:
+                return val, body.get("code") if isinstance(body.get("code"), str) else None
+            if isinstance(val, dict) and val.get("message"):
+                return str(val["message"]), None
+        return json.dumps(body)[:500], None
+    return _fallback(resp)
+
+
+ERROR_PARSERS: dict[str, Callable[[httpx.Response], ParsedError]] = {
+    "xero": parse_xero,
+    "quickbooks": parse_quickbooks,
+    "sage": parse_sage,
+    "hmrc": parse_hmrc,
+    "fhir": parse_fhir,
+    "generic": parse_generic,
+}
