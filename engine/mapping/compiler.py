@@ -288,7 +288,7 @@ class CompiledDesign:
             v = raw = plan.read(record)
             try:
                 for fn, passes_none in plan.steps:
-                    if v is None and passes_none:
+                    if passes_none and not v and (v is None or v == ""):
                         continue
                     v = fn(v, record)
             except StepError as exc:
@@ -349,7 +349,7 @@ class CompiledDesign:
                 continue
             try:
                 for fn, passes_none in r.steps:
-                    if v is None and passes_none:
+                    if passes_none and not v and (v is None or v == ""):
                         continue
                     v = fn(v, care_record)
             except StepError as exc:

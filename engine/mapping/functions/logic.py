@@ -154,3 +154,61 @@ def _wrap(_a: dict[str, Any]) -> Step:
     return lambda v, _r: v if isinstance(v, list) else [v]
 
 
+
+
+def _item_plan(spec: Any) -> tuple[Any, list[tuple[Step, bool]]]:
+    from engine.mapping.functions.registry import build_step
+
+    if isinstance(spec, str):
+        return make_getter(spec), []
+    if not isinstance(spec, dict) or not isinstance(spec.get("source"), str):
+        raise StepError("each item field needs a source field name, or {source: ..., transformation: [...]}")
+    steps = []
+    for s in spec.get("transformation") or []:
+        if not isinstance(s, dict) or "function" not in s:
+            raise StepError("each item transformation step needs a function")
+        fspec, _args, fn = build_step(str(s["function"]), dict(s.get("args") or {}))
+        if fspec.name == "map_items":
+            raise StepError("map_items cannot be nested")
+        steps.append((fn, fspec.passes_none))
+    return make_getter(spec["source"]), steps
+
+
+@register(
+    "map_items", "lists", "Maps every item of a list (e.g. invoice lines), field by field, with its own steps.",
+    [Example([{"Description": "Fees", "UnitAmount": 950.0}], [{"description": "Fees", "unitAmountPence": 95000}],
+             {"fields": {"description": "Description",
+                         "unitAmountPence": {"source": "UnitAmount", "transformation": [{"function": "pounds_to_pence"}]}}})],
+    [ArgSpec("fields", "mapping", "Item field -> source item field, or {source, transformation}.", required=True),
+     ArgSpec("max_items", "integer", "Refuse lists longer than this.", default=1000)],
+    phrase="mapped item by item",
+)
+def _map_items(a: dict[str, Any]) -> Step:
+    plans = [(str(k), *_item_plan(v)) for k, v in a["fields"].items()]
+    limit: int = a["max_items"]
+
+    def map_items(v: Any, r: Mapping[str, Any]) -> Any:
+        if not isinstance(v, list):
+            raise StepError(f"expected a list of items, got {type(v).__name__}")
+        if len(v) > limit:
+            raise StepError(f"the list has {len(v)} items; the limit is {limit}")
+        out = []
+        for n, item in enumerate(v, 1):
+            if not isinstance(item, Mapping):
+                raise StepError(f"item {n} is not a group of fields")
+            mapped: dict[str, Any] = {}
+            for key, get, steps in plans:
+                x = get(item)
+                try:
+                    for fn, passes_none in steps:
+                        if passes_none and not x and (x is None or x == ""):
+                            continue
+                        x = fn(x, item)
+                except StepError as exc:
+                    raise StepError(f"item {n}, {key}: {exc}") from None
+                if x is not None:
+                    mapped[key] = x
+            out.append(mapped)
+        return out
+
+    return map_items

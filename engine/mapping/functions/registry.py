@@ -99,13 +99,7 @@ def register(
     """Decorator registering a builder ``(args) -> step`` under ``name``."""
 
     def deco(build: Builder) -> Builder:
-        if isinstance(phrase, str):
-            text = phrase
-
-            def ph(_a: dict[str, Any]) -> str:
-                return text
-        else:
-            ph = phrase
+        ph: Phrase = _constant_phrase(phrase) if isinstance(phrase, str) else phrase
         REGISTRY[name] = FunctionSpec(
             name=name, category=category, description=description, examples=tuple(examples),
             args=tuple(args or ()), build=build, phrase=ph, inverse=inverse,
@@ -114,6 +108,13 @@ def register(
         return build
 
     return deco
+
+
+def _constant_phrase(text: str) -> Phrase:
+    def ph(_a: dict[str, Any]) -> str:
+        return text
+
+    return ph
 
 
 def get_function(name: str) -> FunctionSpec:

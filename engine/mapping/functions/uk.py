@@ -12,6 +12,8 @@ from engine.mapping.functions.registry import ArgSpec, Example, Step, register
 
 def _normaliser(fn: Callable[[Any], str | None], label: str) -> Step:
     def step(v: Any, _r: Mapping[str, Any]) -> Any:
+        if v == "":
+            return None
         out = fn(v)
         if out is None:
             raise StepError(f"{v!r} is not a valid {label}")
