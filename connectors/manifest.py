@@ -202,6 +202,15 @@ class SinglePagePaginator(_Model):
     type: Literal["single_page"]
 
 
+class CustomPaginator(_Model):
+    """Escape hatch: a Python paginator registered by name in ``connectors.paginators.register_paginator``."""
+
+    type: Literal["custom"]
+    name: str
+    page_size: int = 100
+    options: dict[str, Any] = {}
+
+
 PaginatorSpec = Annotated[
     PageNumberPaginator
     | OffsetLimitPaginator
@@ -210,7 +219,8 @@ PaginatorSpec = Annotated[
     | NextUrlPaginator
     | ODataPaginator
     | QuickBooksQueryPaginator
-    | SinglePagePaginator,
+    | SinglePagePaginator
+    | CustomPaginator,
     Field(discriminator="type"),
 ]
 
@@ -263,8 +273,16 @@ class DateWindow(_Model):
     default_start: str = "2018-01-01"
 
 
+class PaginatorSince(_Model):
+    """The stream's (custom) paginator puts the cursor in the request itself, e.g. a QUERY body filter."""
+
+    type: Literal["paginator"]
+    format: Literal["iso", "iso_z", "date", "epoch"] = "iso"
+
+
 IncrementalSpec = Annotated[
-    IfModifiedSince | QueryParamSince | FhirLastUpdated | QuickBooksWhere | QuickBooksCdc | DateWindow,
+    IfModifiedSince | QueryParamSince | FhirLastUpdated | QuickBooksWhere | QuickBooksCdc | DateWindow
+    | PaginatorSince,
     Field(discriminator="type"),
 ]
 
@@ -287,11 +305,25 @@ class QueryIdempotency(_Model):
 
 
 class LookupIdempotency(_Model):
-    """No vendor key: store our key in a record field and look it up before creating."""
+    """No vendor key: store our key in a record field and look it up before creating.
+
+    By default the look-up is a GET of the stream's path with ``search_param=<key>``; ``path``/``method``/
+    ``body`` describe another look-up call (``{key}`` in body strings is replaced by the key).
+    """
 
     type: Literal["lookup"]
     key_field: str
-    search_param: str = "search"
+    search_param: str | None = "search"
+    path: str | None = None
+    method: Literal["GET", "POST"] = "GET"
+    body: dict[str, Any] | None = None
+
+
+class BodyFieldIdempotency(_Model):
+    """The vendor de-duplicates on a field of the JSON body (Slack ``client_msg_id``): every attempt carries it."""
+
+    type: Literal["body_field"]
+    field: str
 
 
 class DuplicateIsSuccess(_Model):
@@ -308,7 +340,8 @@ class NoIdempotency(_Model):
 
 
 IdempotencySpec = Annotated[
-    HeaderIdempotency | QueryIdempotency | LookupIdempotency | DuplicateIsSuccess | NoIdempotency,
+    HeaderIdempotency | QueryIdempotency | LookupIdempotency | DuplicateIsSuccess | NoIdempotency
+    | BodyFieldIdempotency,
     Field(discriminator="type"),
 ]
 
@@ -359,7 +392,8 @@ class StreamSpec(_Model):
     records: str  # JMESPath to the list of records in the body
     primary_key: str
     updated_at: str | None = None
-    date_format: Literal["iso", "ms_json", "date"] = "iso"
+    date_format: Literal["iso", "ms_json", "date", "epoch"] = "iso"
+    body: dict[str, Any] | None = None  # JSON body of a POST read (report or QUERY requests)
     paginator: PaginatorSpec = Field(default_factory=lambda: SinglePagePaginator(type="single_page"))
     incremental: IncrementalSpec | None = None
     write: WriteSpec | None = None
@@ -383,6 +417,19 @@ class Backoff(_Model):
     cap_seconds: float = 30.0
 
 
+class BodyErrors(_Model):
+    """Errors sent with HTTP 200 and a flag in the body (Slack ``{"ok": false, "error": "..."}``).
+
+    ``statuses`` maps the vendor's error code to the HTTP status the error rules should treat it as
+    (``token_expired: 401`` triggers the refresh, ``ratelimited: 429`` the throttle path).
+    """
+
+    ok_path: str = "ok"
+    error_path: str = "error"
+    statuses: dict[str, int] = {}
+    default_status: int = 400
+
+
 class ErrorRules(_Model):
     """How the vendor signals errors and throttling."""
 
@@ -394,6 +441,7 @@ class ErrorRules(_Model):
     max_attempts: int = 10
     deadline_seconds: float = 300.0
     backoff: Backoff = Field(default_factory=Backoff)
+    body_errors: BodyErrors | None = None
 
 
 class WebhookHandshake(_Model):

@@ -27,6 +27,7 @@ class Paginator:
         self.base_url = base_url
         self.pos: dict[str, Any] = dict(state or self.initial())
         self.where = ""  # set by the QuickBooks incremental strategy
+        self.since: str | None = None  # set for ``incremental: {type: paginator}`` (the paginator applies it)
 
     def initial(self) -> dict[str, Any]:
         """Position of the first page."""
@@ -226,4 +227,9 @@ def register_paginator(name: str, cls: type[Paginator]) -> None:
 
 def create_paginator(spec: Any, state: dict[str, Any] | None, base_url: str) -> Paginator:
     """Build the paginator a stream declares, resuming from ``state`` when given."""
+    if spec.type == "custom":
+        cls = PAGINATORS.get(spec.name)
+        if cls is None:
+            raise KeyError(f"custom paginator `{spec.name}` is not registered; known: {sorted(PAGINATORS)}")
+        return cls(spec, state, base_url)
     return PAGINATORS[spec.type](spec, state, base_url)

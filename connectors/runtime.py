@@ -9,10 +9,12 @@ overall deadline per call, and the vendor's own message on every other 4xx.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import random
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +34,7 @@ from connectors.auth import (
 )
 from connectors.errors import AuthFailed, ConnectorError, RateLimited, VendorError
 from connectors.manifest import (
+    BodyFieldIdempotency,
     ConnectorManifest,
     DateWindow,
     DuplicateIsSuccess,
@@ -40,6 +43,7 @@ from connectors.manifest import (
     HeaderIdempotency,
     IfModifiedSince,
     LookupIdempotency,
+    PaginatorSince,
     QueryIdempotency,
     QueryParamSince,
     QuickBooksCdc,
@@ -64,6 +68,11 @@ def parse_timestamp(value: Any, fmt: str = "iso") -> datetime | None:
     if value is None or value == "":
         return None
     text = str(value)
+    if fmt == "epoch":  # unix seconds, possibly with a fraction (Slack ``ts``: "1700000000.000200")
+        try:
+            return datetime.fromtimestamp(float(text), tz=UTC)
+        except (ValueError, OverflowError, OSError):
+            return None
     m = _MS_JSON.fullmatch(text)
     if m:
         return datetime.fromtimestamp(int(m.group(1)) / 1000, tz=UTC)
@@ -214,10 +223,12 @@ class ConnectorSession:
         deadline = time.monotonic() + rules.deadline_seconds
         refreshed = False
         attempt = 0
+        # One id per logical call, the same on every retry (NHS X-Request-ID: "re-send with the same value").
+        call_ctx = {**self._ctx, "request_id": str(uuid.uuid4())}
         while True:
             attempt += 1
             out = make()
-            out.headers = {**render_map(self.manifest.headers, self._ctx), **out.headers}
+            out.headers = {**render_map(self.manifest.headers, call_ctx), **out.headers}
             await self.auth.apply(out)
             remaining = deadline - time.monotonic()
             throttled: RateLimited | None = None
@@ -271,6 +282,16 @@ class ConnectorSession:
     async def _send(self, request: httpx.Request) -> httpx.Response:
         resp = await self.client.send(request)
         await resp.aread()
+        body_errors = self.rules.body_errors
+        if body_errors is not None and resp.status_code < 400 and resp.content:
+            try:
+                body = resp.json()
+            except ValueError:
+                return resp
+            if isinstance(body, dict) and jmespath.search(body_errors.ok_path, body) is False:
+                code = str(jmespath.search(body_errors.error_path, body) or "")
+                status = body_errors.statuses.get(code, body_errors.default_status)
+                return httpx.Response(status, headers=resp.headers, content=resp.content, request=request)
         return resp
 
     # ------------------------------------------------------------------ reading
@@ -327,7 +348,8 @@ class ConnectorSession:
             return
         paginator = create_paginator(spec.paginator, cp.get("page"), self.base_url)
         base = OutgoingRequest(spec.method, self._url(spec.path), params=render_map(spec.params, self._ctx),
-                               headers=render_map(spec.headers, self._ctx))
+                               headers=render_map(spec.headers, self._ctx),
+                               json_body=_render_obj(spec.body, self._ctx) if spec.body is not None else None)
         if since and inc is not None:
             if isinstance(inc, IfModifiedSince):
                 base.headers["If-Modified-Since"] = self._format_since(since, inc.format)
@@ -337,9 +359,12 @@ class ConnectorSession:
                 base.params["_lastUpdated"] = "gt" + self._format_since(since, "iso_z")
             elif isinstance(inc, QuickBooksWhere | QuickBooksCdc):
                 paginator.where = f" WHERE MetaData.LastUpdatedTime > '{self._format_since(since, 'iso_z')}'"
+            elif isinstance(inc, PaginatorSince):
+                paginator.since = self._format_since(since, inc.format)
         while True:
             def make() -> OutgoingRequest:
-                req = OutgoingRequest(base.method, base.url, dict(base.params), dict(base.headers))
+                req = OutgoingRequest(base.method, base.url, dict(base.params), dict(base.headers),
+                                      copy.deepcopy(base.json_body))
                 paginator.prepare(req)
                 return req
 
@@ -465,6 +490,8 @@ class ConnectorSession:
             req.headers[idem.name] = key
         elif isinstance(idem, QueryIdempotency):
             req.params[idem.name] = key
+        elif isinstance(idem, BodyFieldIdempotency) and isinstance(req.json_body, dict):
+            req.json_body[idem.field] = key
 
     async def _write_chunk(self, spec: StreamSpec, op: WriteOperation, chunk: Sequence[OutboundRecord],
                            *, update: bool) -> list[WriteOutcome]:
@@ -522,6 +549,8 @@ class ConnectorSession:
                 ext = jmespath.search(op.id_field, el)
                 if ext is None and isinstance(idem, DuplicateIsSuccess):
                     ext = payloads[i].get(op.id_field)
+                if ext is None and update:  # updates answered with an empty body keep their id
+                    ext = r.external_id
                 outcomes.append(WriteOutcome(r.idempotency_key, True, external_id=None if ext is None else str(ext),
                                              data=el))
         return outcomes
@@ -545,10 +574,24 @@ class ConnectorSession:
         return outcomes
 
     async def _lookup(self, spec: StreamSpec, idem: LookupIdempotency, key: str) -> dict[str, Any] | None:
-        url = self._url(spec.path)
-        params = {**render_map(spec.params, self._ctx), idem.search_param: key}
-        resp = await self.request(lambda: OutgoingRequest("GET", url, dict(params)))
+        url = self._url(idem.path or spec.path)
+        params = render_map(spec.params, self._ctx) if idem.path is None else {}
+        if idem.search_param:
+            params[idem.search_param] = key
+        body = _render_obj(idem.body, {**self._ctx, "key": key}) if idem.body is not None else None
+        resp = await self.request(lambda: OutgoingRequest(idem.method, url, dict(params), json_body=copy.deepcopy(body)))
         for raw in jmespath.search(spec.records, resp.json()) or []:
             if isinstance(raw, dict) and str(raw.get(idem.key_field)) == key:
                 return raw
         return None
+
+
+def _render_obj(value: Any, ctx: Mapping[str, Any]) -> Any:
+    """Render ``{scope.key}`` placeholders in every string of a JSON-like value (request bodies)."""
+    if isinstance(value, str):
+        return render(value, ctx)
+    if isinstance(value, dict):
+        return {k: _render_obj(v, ctx) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render_obj(v, ctx) for v in value]
+    return value
