@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.mapping.errors import MappingError
+from engine.mapping.errors import MappingError, StepError
 
 Step = Callable[[Any, Mapping[str, Any]], Any]
 Builder = Callable[[dict[str, Any]], Step]
@@ -157,7 +157,11 @@ def build_step(name: str, args: Mapping[str, Any]) -> tuple[FunctionSpec, dict[s
     """Resolve and build one step, raising :class:`MappingError` for bad names or arguments."""
     spec = get_function(name)
     resolved = resolve_args(spec, args)
-    return spec, resolved, spec.build(resolved)
+    try:
+        built = spec.build(resolved)
+    except StepError as exc:
+        raise MappingError(f"{spec.name}: {exc}") from None
+    return spec, resolved, built
 
 
 def run_example(spec: FunctionSpec, example: Example) -> Any:
