@@ -1,1 +1,39 @@
-"""CareHub package."""
+"""Local emulators of vendor APIs (one FastAPI app per vendor) and the registry the web app mounts.
+
+Add a vendor: write ``connectors/sandboxes/<id>.py`` with ``create_app(config) -> FastAPI`` and add it to
+:data:`SANDBOXES` under the connector id of its manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from connectors.sandboxes import hmrc_vat, quickbooks, sage, xero
+from connectors.sandboxes.common import Faults, SandboxConfig
+
+SandboxFactory = Callable[[SandboxConfig], FastAPI]
+
+SANDBOXES: dict[str, SandboxFactory] = {
+    "xero": xero.create_app,
+    "quickbooks": quickbooks.create_app,
+    "sage_accounting": sage.create_app,
+    "hmrc_vat": hmrc_vat.create_app,
+}
+
+
+def mount_sandboxes(app: FastAPI, prefix: str = "/sandbox", config: SandboxConfig | None = None,
+                    only: list[str] | None = None) -> dict[str, FastAPI]:
+    """Mount every registered sandbox at ``{prefix}/{id}``; returns the mounted apps by id."""
+    mounted: dict[str, FastAPI] = {}
+    for sid, factory in SANDBOXES.items():
+        if only is not None and sid not in only:
+            continue
+        sub = factory(config or SandboxConfig())
+        app.mount(f"{prefix}/{sid}", sub)
+        mounted[sid] = sub
+    return mounted
+
+
+__all__ = ["SANDBOXES", "Faults", "SandboxConfig", "SandboxFactory", "mount_sandboxes"]
