@@ -11,6 +11,7 @@ ORU^R01 and hands the :class:`~connectors.hl7.oru.LabReport` to a handler. The l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -129,10 +130,8 @@ class MllpListener:
             return
         finally:
             writer.close()
-            try:
+            with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
-            except ConnectionError:
-                pass
 
 
 async def send_message(host: str, port: int, message: str, *, timeout: float = 10.0) -> str:
@@ -147,10 +146,8 @@ async def send_message(host: str, port: int, message: str, *, timeout: float = 1
         return payload.decode("utf-8", errors="replace")
     finally:
         writer.close()
-        try:
+        with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
-        except ConnectionError:
-            pass
 
 
 def ack_code(ack: str) -> str:
