@@ -218,6 +218,8 @@ class _OAuth2Base(Authenticator):
             tokens["expires_at"] = now + float(body["expires_in"])
         if body.get("scope"):
             tokens["scope"] = body["scope"]
+        if body.get("refresh_token"):  # rotating refresh tokens: keep the new one (``_renew`` picks it up)
+            tokens["refresh_token"] = body["refresh_token"]
         return tokens
 
     async def apply(self, request: OutgoingRequest) -> None:

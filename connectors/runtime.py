@@ -167,10 +167,11 @@ class ConnectorSession:
         self.stats = CallStats()
         env_name = "sandbox" if base_url else str(self.config.get("environment", "production"))
         env = manifest.environments.get(env_name) or manifest.environments["production"]
-        self.base_url = (base_url or env.base_url).rstrip("/")
+        # Per-install hosts (Deputy ``https://{config.install}.{config.geo}.deputy.com``) come from the config.
+        self.base_url = (base_url or render(env.base_url, {"config": self.config})).rstrip("/")
         if transport is None:
             check_outbound_url(self.base_url, allow_private=allow_private)
-        token_url = env.token_url
+        token_url = render(env.token_url, {"config": self.config}) if env.token_url else None
         if token_url and "://" not in token_url:
             token_url = urljoin(self.base_url + "/", token_url.lstrip("/"))
         self.token_url = token_url
@@ -595,3 +596,7 @@ def _render_obj(value: Any, ctx: Mapping[str, Any]) -> Any:
     if isinstance(value, list):
         return [_render_obj(v, ctx) for v in value]
     return value
+
+
+# Register the Python auths/paginators that manifests name (``type: custom``); after the definitions above.
+import connectors.custom  # noqa: E402, F401

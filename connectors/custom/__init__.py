@@ -1,0 +1,22 @@
+"""Python parts of connectors that the manifest vocabulary cannot express, registered by name.
+
+Importing this package registers them:
+
+* paginators ``json_body`` (offset paging and a ``since`` filter inside a JSON request body: Deputy's
+  resource QUERY, BambooHR's custom report) and ``id_list`` (one GET per id from the connection's
+  settings: NHS PDS ``/Patient/{nhsNumber}``);
+* auth ``slack_oauth_v2`` (Slack OAuth v2 with token rotation; errors come as HTTP 200 ``ok: false``).
+"""
+
+from __future__ import annotations
+
+from connectors.auth import register_auth
+from connectors.custom.paginators import IdListPaginator, JsonBodyPaginator
+from connectors.custom.slack_auth import SlackOAuthV2Authenticator, slack_oauth_v2
+from connectors.paginators import register_paginator
+
+register_paginator("json_body", JsonBodyPaginator)
+register_paginator("id_list", IdListPaginator)
+register_auth("slack_oauth_v2", slack_oauth_v2)
+
+__all__ = ["IdListPaginator", "JsonBodyPaginator", "SlackOAuthV2Authenticator"]
