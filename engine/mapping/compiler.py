@@ -22,6 +22,33 @@ from engine.mapping.sandbox import CompiledExpression
 from engine.mapping.validation import MASKED, Check, allowed_check, order_key, rule_check, show, type_check
 
 MAX_MAPPINGS = 500
+# Steps whose output always has these types: the type check after them is redundant.
+_GUARANTEES: dict[str, frozenset[FieldType]] = {
+    "to_date": frozenset({FieldType.DATE}),
+    "to_datetime": frozenset({FieldType.DATETIME}),
+    "pounds_to_pence": frozenset({FieldType.PENCE, FieldType.INTEGER, FieldType.NUMBER}),
+    "add_vat": frozenset({FieldType.PENCE, FieldType.INTEGER, FieldType.NUMBER}),
+    "remove_vat": frozenset({FieldType.PENCE, FieldType.INTEGER, FieldType.NUMBER}),
+    "to_integer": frozenset({FieldType.INTEGER, FieldType.PENCE, FieldType.NUMBER}),
+    "to_number": frozenset({FieldType.NUMBER}),
+    "postcode": frozenset({FieldType.POSTCODE, FieldType.STRING}),
+    "ni_number": frozenset({FieldType.NI_NUMBER, FieldType.STRING}),
+    "nhs_number": frozenset({FieldType.NHS_NUMBER, FieldType.STRING}),
+    "phone_e164": frozenset({FieldType.PHONE, FieldType.STRING}),
+    "sort_code": frozenset({FieldType.SORT_CODE, FieldType.STRING}),
+    "account_number": frozenset({FieldType.ACCOUNT_NUMBER, FieldType.STRING}),
+    "to_text": frozenset({FieldType.STRING, FieldType.TEXT, FieldType.REFERENCE}),
+    "upper": frozenset({FieldType.STRING, FieldType.TEXT}),
+    "lower": frozenset({FieldType.STRING, FieldType.TEXT}),
+    "title_case": frozenset({FieldType.STRING, FieldType.TEXT}),
+    "to_boolean": frozenset({FieldType.BOOLEAN}),
+    "template": frozenset({FieldType.STRING, FieldType.TEXT}),
+}
+# A value of exactly this Python type passes the type check without calling it.
+_FAST_TYPES: dict[FieldType, type] = {
+    FieldType.STRING: str, FieldType.TEXT: str, FieldType.REFERENCE: str, FieldType.INTEGER: int,
+    FieldType.PENCE: int, FieldType.BOOLEAN: bool,
+}
 MAX_STEPS = 20
 
 
@@ -94,6 +121,13 @@ class _Plan:
     required: bool
     checks: tuple[tuple[Check, str], ...]
     sensitive: bool
+    fast_type: type | None = None  # when set and type(value) is it, ``checks`` can be skipped
+
+    def row(self) -> tuple[Any, ...]:
+        """The plan flattened into a tuple for the hot loop (attribute lookups cost)."""
+        k2 = self.parts if len(self.parts) == 2 else None
+        return (self.read, self.steps, self.default, self.required, self.checks, self.fast_type,
+                self.key, k2, self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +204,7 @@ class CompiledDesign:
         self._rules: list[tuple[list[Callable[[Mapping[str, Any]], str | None]], list[tuple[tuple[PathPart, ...], Any]], bool, str]] = []
         self._order: list[tuple[str, str, bool, bool]] = []  # (field, other, field_after_other, sensitive)
         self._reverse: list[_Reverse] = []
+        self._rows: list[tuple[Any, ...]] = []
         self._compile()
 
     # ------------------------------------------------------------------ compile
@@ -186,6 +221,7 @@ class CompiledDesign:
                 self._compile_mapping(m)
             except MappingError as exc:
                 raise MappingError(f"{m.target_field}: {exc}") from None
+        self._rows = [p.row() for p in self._plans]
         self._filters = [_filter_fn(f) for f in d.filters]
         for rule in d.transformation_rules:
             conds = [_filter_fn(c) for c in rule.when]
@@ -218,7 +254,8 @@ class CompiledDesign:
         steps = tuple((step, spec.passes_none) for spec, _a, step in built)
 
         checks: list[tuple[Check, str]] = []
-        if ftype is not None:
+        guaranteed = bool(built) and ftype is not None and ftype in _GUARANTEES.get(built[-1][0].name, frozenset())
+        if ftype is not None and not guaranteed:
             checks.append((type_check(ftype), "type"))
         allowed = info.allowed_values
         if allowed:
@@ -238,9 +275,13 @@ class CompiledDesign:
                     checks.append((c, rule.rule.value))
 
         parts = tuple(m.target_field.split("."))
+        only_type_check = len(checks) == 1 and checks[0][1] == "type"
+        fast_type = _FAST_TYPES.get(ftype) if (ftype is not None and (only_type_check or guaranteed)) else None
+        if guaranteed and not checks:
+            fast_type = None
         self._plans.append(_Plan(
             target=m.target_field, parts=parts, key=parts[0] if len(parts) == 1 else None, read=read, steps=steps,
-            default=m.default_value, required=required, checks=tuple(checks), sensitive=sensitive,
+            default=m.default_value, required=required, checks=tuple(checks), sensitive=sensitive, fast_type=fast_type,
         ))
         self._compile_reverse(m, built)
 
@@ -284,10 +325,10 @@ class CompiledDesign:
                 return MappedRecord({}, [], reason)
         values: dict[str, Any] = {}
         errors: list[FieldError] = []
-        for plan in self._plans:
-            v = raw = plan.read(record)
+        for read, steps, default, required, checks, fast_type, key, k2, plan in self._rows:
+            v = raw = read(record)
             try:
-                for fn, passes_none in plan.steps:
+                for fn, passes_none in steps:
                     if passes_none and not v and (v is None or v == ""):
                         continue
                     v = fn(v, record)
@@ -297,23 +338,30 @@ class CompiledDesign:
                 errors.append(err)
                 continue
             if v is None or v == "":
-                if plan.default is not None:
-                    v = plan.default
+                if default is not None:
+                    v = default
                 else:
-                    if plan.required:
+                    if required:
                         errors.append(self._error(plan.target, False, None, "is required but the source has no value", "required"))
                     continue
-            failed = False
-            for check, code in plan.checks:
-                problem = check(v)
-                if problem is not None:
-                    errors.append(self._error(plan.target, plan.sensitive, v, problem, code))
-                    failed = True
-                    break
-            if failed:
-                continue
-            if plan.key is not None:
-                values[plan.key] = v
+            if checks and type(v) is not fast_type:
+                failed = False
+                for check, code in checks:
+                    problem = check(v)
+                    if problem is not None:
+                        errors.append(self._error(plan.target, plan.sensitive, v, problem, code))
+                        failed = True
+                        break
+                if failed:
+                    continue
+            if key is not None:
+                values[key] = v
+            elif k2 is not None:
+                inner = values.get(k2[0])
+                if type(inner) is dict:
+                    inner[k2[1]] = v
+                else:
+                    values[k2[0]] = {k2[1]: v}
             else:
                 set_path(values, plan.parts, v)
         if self._rules:

@@ -2,11 +2,7 @@ import pytest
 
 from engine.caretypes import CARE_TYPES, FieldType, Sensitivity, get_care_type
 
-EXPECTED = (
-    "Resident Medication Allergy Observation Appointment Employee Shift Timesheet Absence PayItem TrainingRecord "
-    "Applicant JobPosting Review Contact Invoice Payment LedgerAccount BankTransaction VatReturn PurchaseOrder "
-    "StockItem Asset WorkOrder Vehicle Trip Message"
-).split()
+EXPECTED = ["Resident", "Medication", "Allergy", "Observation", "Appointment", "Employee", "Shift", "Timesheet", "Absence", "PayItem", "TrainingRecord", "Applicant", "JobPosting", "Review", "Contact", "Invoice", "Payment", "LedgerAccount", "BankTransaction", "VatReturn", "PurchaseOrder", "StockItem", "Asset", "WorkOrder", "Vehicle", "Trip", "Message"]
 
 
 def test_every_care_type_is_defined_with_described_fields():

@@ -144,6 +144,20 @@ def _to_date(a: dict[str, Any]) -> Step:
             return parse_instant(v, fmt, tz).astimezone(tz).date().isoformat()
 
         return iso_date
+    if fmt in ("uk", "us"):
+        dayfirst = fmt == "uk"
+
+        def dmy_date(v: Any, _r: Mapping[str, Any]) -> Any:
+            m = _DMY.match(v) if isinstance(v, str) and len(v) <= 64 else None
+            if m is None or m.group(4) is not None:
+                return parse_instant(v, fmt, tz).astimezone(tz).date().isoformat()
+            a, b = int(m.group(1)), int(m.group(2))
+            try:
+                return date(_year(m.group(3)), b if dayfirst else a, a if dayfirst else b).isoformat()
+            except ValueError:
+                raise StepError(f"{v!r} is not {_DESCRIBE[fmt]}") from None
+
+        return dmy_date
     return lambda v, _r: parse_instant(v, fmt, tz).astimezone(tz).date().isoformat()
 
 
