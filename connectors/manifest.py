@@ -176,6 +176,7 @@ class NextUrlPaginator(_Model):
 
     type: Literal["next_url"]
     next_path: str
+    relative_to: str = ""  # path prefix relative links are based on (Sage: "/v3.1")
     page_size_param: str | None = None
     page_size: int = 100
 

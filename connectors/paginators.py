@@ -45,7 +45,9 @@ class Paginator:
         return dict(self.pos)
 
     def _follow(self, request: OutgoingRequest, url: str) -> None:
-        absolute = url if "://" in url else urljoin(self.base_url.rstrip("/") + "/", url.lstrip("/"))
+        prefix = str(getattr(self.spec, "relative_to", "")).strip("/")
+        root = self.base_url.rstrip("/") + "/" + (prefix + "/" if prefix else "")
+        absolute = url if "://" in url else urljoin(root, url.lstrip("/"))
         self.pos = {"next_url": absolute}
 
     def _apply_next_url(self, request: OutgoingRequest) -> bool:

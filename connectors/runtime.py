@@ -400,6 +400,7 @@ class ConnectorSession:
     async def _read_windows(self, spec: StreamSpec, inc: DateWindow, cp: dict[str, Any]) -> AsyncIterator[ReadPage]:
         start = date.fromisoformat(str(cp.get("since") or inc.default_start)[:10])
         today = datetime.now(UTC).date()
+        seen: set[str] = set()  # windows need not align with periods: a period may overlap two windows
         while True:
             end = min(start + timedelta(days=inc.max_days - 1), today)
             params = {**render_map(spec.params, self._ctx), inc.from_param: start.isoformat(),
@@ -412,7 +413,8 @@ class ConnectorSession:
                 if exc.status != 404:
                     raise
                 raw = []
-            records = [self._to_record(spec, r) for r in raw]
+            records = [r for r in (self._to_record(spec, x) for x in raw) if r.external_id not in seen]
+            seen.update(r.external_id for r in records)
             nxt = end + timedelta(days=1)
             if end >= today:
                 # Re-read the open window next time: obligations change status without new dates.
