@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
@@ -41,13 +42,26 @@ def configure(ctx: AppContext | None = None) -> AppContext:
     ui_services.configure(ui_services.Services(
         db=ctx.db, box=ctx.box, redis_url=ctx.redis_url, allow_private_hosts=ctx.settings.allow_private_hosts,
         sandboxes_enabled=ctx.settings.sandboxes_enabled,
-        public_url=f"http://{ctx.settings.host}:{ctx.settings.port}"))
+        public_url=f"http://{ctx.settings.host}:{ctx.settings.port}", enqueue_run=_enqueue_run()))
     register_all()
     nicegui_app.include_router(api_router)
     nicegui_app.add_middleware(AuthMiddleware)
     if ctx.settings.sandboxes_enabled:
         _mount_sandboxes()
     return ctx
+
+
+def _enqueue_run() -> Callable[[str, str], Awaitable[str]] | None:
+    """The sync engine's "queue a manual run" for the pages' Sync now button (None until it exists)."""
+    try:
+        from app.sync_jobs import enqueue_run
+    except ImportError:
+        return None
+
+    async def enqueue(integration_id: str, requested_by: str) -> str:
+        return str(await enqueue_run(integration_id, trigger="manual", requested_by=requested_by))
+
+    return enqueue
 
 
 def _mount_sandboxes() -> None:

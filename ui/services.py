@@ -6,6 +6,7 @@ pages call :func:`services`.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from storage.crypto import SecretBox
@@ -22,6 +23,8 @@ class Services:
     allow_private_hosts: bool = False
     sandboxes_enabled: bool = True
     public_url: str = "http://localhost:8080"
+    # Queue a manual sync run: (integration_id, requested_by) -> run id. Set by ``app`` (ui may not import it).
+    enqueue_run: Callable[[str, str], Awaitable[str]] | None = None
 
 
 _services: Services | None = None

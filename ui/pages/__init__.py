@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-PAGE_MODULES = ["ui.pages.login", "ui.pages.home"]
+PAGE_MODULES = ["ui.pages.login", "ui.pages.home", "ui.pages.gallery", "ui.pages.connect", "ui.pages.integrations",
+                "ui.pages.designer", "ui.pages.ownership", "ui.pages.settings"]
 
 
 def register_all() -> None:

@@ -1,0 +1,112 @@
+"""How pages reach a connector: the catalog, a live session for an integration, tokens kept encrypted.
+
+Sandboxes run inside this very app in local mode (``/sandbox/<id>``), so a sandbox connection is served
+in-process through ``httpx.ASGITransport``; that works under a real server and in the simulated browser
+alike. Real vendors go over the network through the connector's own SSRF guard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import httpx
+from nicegui import app as nicegui_app
+
+from connectors.auth import OutgoingRequest
+from connectors.catalog import Catalog, default_directory, load_catalog
+from connectors.manifest import ConnectorManifest
+from connectors.runtime import ConnectorSession
+from storage.integrations import update_integration
+from storage.models import Integration
+from ui.services import services
+
+SANDBOX_PREFIX = "/sandbox"
+# Vendors whose sign-in grants access to several organisations: where the list of them lives.
+TENANT_DISCOVERY: dict[str, tuple[str, str, str]] = {"xero": ("/connections", "tenantId", "tenantName")}
+
+
+@lru_cache(maxsize=1)
+def catalog() -> Catalog:
+    """Every system of the spec and the built connectors' manifests (loaded once per process)."""
+    return load_catalog(default_directory())
+
+
+def manifest(connector_id: str) -> ConnectorManifest | None:
+    """The manifest of a built connector, or None."""
+    return catalog().manifests.get(connector_id)
+
+
+def sandbox_base_url(connector_id: str, public_url: str | None = None) -> str:
+    """Where the connector's sandbox answers in local mode."""
+    return f"{(public_url or services().public_url).rstrip('/')}{SANDBOX_PREFIX}/{connector_id}"
+
+
+def is_sandbox(details: Mapping[str, Any]) -> bool:
+    """True for a connection made against a local sandbox."""
+    return details.get("environment") == "sandbox"
+
+
+class EncryptedTokenStore:
+    """Keeps a connection's OAuth tokens inside its encrypted credentials, so refreshes survive restarts."""
+
+    def __init__(self, integration_id: str) -> None:
+        self.integration_id = integration_id
+
+    async def load(self, connection_id: str) -> Mapping[str, Any] | None:
+        """The tokens saved with the credentials, if any."""
+        svc = services()
+        with svc.db.session() as session:
+            row = session.get(Integration, self.integration_id)
+            secrets = svc.box.decrypt(row.credentials_encrypted) if row else {}
+        tokens = {k: secrets[k] for k in ("access_token", "refresh_token", "expires_at") if secrets.get(k)}
+        return tokens or None
+
+    async def save(self, connection_id: str, tokens: Mapping[str, Any]) -> None:
+        """Merge new tokens into the encrypted credentials in one transaction."""
+        svc = services()
+        with svc.db.session() as session:
+            row = session.get(Integration, self.integration_id)
+            if row is None:
+                return
+            fresh = {k: v for k, v in tokens.items() if k in ("access_token", "refresh_token", "expires_at")}
+            update_integration(session, box=svc.box, actor="oauth-refresh", integration_id=row.id, credentials=fresh)
+
+
+def session_for(connector: ConnectorManifest, details: Mapping[str, Any], secrets: Mapping[str, Any], *,
+                connection_id: str, token_store: Any = None) -> ConnectorSession:
+    """A live session for these connection details and credentials (caller closes it)."""
+    svc = services()
+    config = {k: v for k, v in details.items() if k not in ("base_url",)}
+    if is_sandbox(details):
+        # In-process: the sandbox is mounted on this very ASGI app, so no socket is needed.
+        transport = httpx.ASGITransport(app=nicegui_app)
+        base_url = f"http://carehub.internal{SANDBOX_PREFIX}/{connector.id}"
+        return ConnectorSession(connector, config, secrets, base_url=base_url, transport=transport,
+                                token_store=token_store, connection_id=connection_id, allow_private=True)
+    return ConnectorSession(connector, config, secrets, token_store=token_store, connection_id=connection_id,
+                            allow_private=svc.allow_private_hosts)
+
+
+def session_for_integration(integration: Integration) -> ConnectorSession:
+    """A live session for a saved integration; refreshed tokens are written back encrypted."""
+    connector = manifest(integration.connector_id)
+    if connector is None:
+        raise LookupError(f"{integration.connector_id} has no connector yet")
+    secrets = services().box.decrypt(integration.credentials_encrypted)
+    return session_for(connector, integration.connection_details, secrets, connection_id=integration.id,
+                       token_store=EncryptedTokenStore(integration.id))
+
+
+async def discover_tenants(session: ConnectorSession) -> list[tuple[str, str]]:
+    """The organisations the signed-in account may use, as ``(id, name)``; empty when not applicable."""
+    spec = TENANT_DISCOVERY.get(session.manifest.id)
+    if spec is None:
+        return []
+    path, id_key, name_key = spec
+    resp = await session.request(lambda: OutgoingRequest("GET", session.base_url + path))
+    body = resp.json()
+    if not isinstance(body, list):
+        return []
+    return [(str(t.get(id_key)), str(t.get(name_key) or t.get(id_key))) for t in body if isinstance(t, dict)]
