@@ -11,7 +11,7 @@ from nicegui import app as nicegui_app
 from nicegui import ui
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from app.api import api_router
+from app.api import api_app
 from app.context import AppContext, get_context
 from ui import services as ui_services
 from ui.pages import register_all
@@ -44,7 +44,7 @@ def configure(ctx: AppContext | None = None) -> AppContext:
         sandboxes_enabled=ctx.settings.sandboxes_enabled,
         public_url=f"http://{ctx.settings.host}:{ctx.settings.port}", enqueue_run=_enqueue_run()))
     register_all()
-    nicegui_app.include_router(api_router)
+    nicegui_app.mount("/api/v1", api_app)  # FastAPI sub-app: its own OpenAPI and /docs
     nicegui_app.add_middleware(AuthMiddleware)
     if ctx.settings.sandboxes_enabled:
         _mount_sandboxes()
