@@ -43,12 +43,16 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 def job_functions() -> list[JobFunction]:
     """Every job function the worker runs (the sync engine adds its own here)."""
-    return [heartbeat]
+    from app.sync_jobs import sync_job_functions
+
+    return [heartbeat, *sync_job_functions()]
 
 
 def cron_jobs() -> list[CronJob]:
-    """Periodic jobs: heartbeat every 15 seconds."""
-    return [cron(heartbeat, second={0, 15, 30, 45}, run_at_startup=False)]  # type: ignore[arg-type]
+    """Periodic jobs: heartbeat every 15 seconds; the sync scheduler and reaper."""
+    from app.sync_jobs import sync_cron_jobs
+
+    return [cron(heartbeat, second={0, 15, 30, 45}, run_at_startup=False), *sync_cron_jobs()]  # type: ignore[arg-type]
 
 
 class WorkerSettings:

@@ -1,0 +1,675 @@
+"""The care record store's sync side: idempotent upserts with version history, per-field lineage,
+tombstones, checkpoints committed with the records they cover, outbound batches and run rollback.
+
+One :class:`CareStore` serves one run of one integration. Every ``apply_*``/``commit_*`` method is one
+transaction: the records, their versions, lineage, links, outcomes, the run's counts and the stream's
+checkpoint commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlmodel import Session
+
+from engine.ports import WriteOutcome
+from engine.sync.keys import content_hash, idempotency_key
+from engine.sync.ownership import WCN, Action, DeletePolicy, LocalState, OwnershipRule, decide_inbound
+from engine.sync.ports import Counts, MappedItem, OutboundBatch, OutboundCandidate, PageResult
+from storage.db import Database
+from storage.models import (
+    CareRecord,
+    CareRecordVersion,
+    Checkpoint,
+    ExternalLink,
+    FieldLineage,
+    IntegrationError,
+    OutboundWrite,
+    RecordOutcome,
+    RunStatus,
+    SyncRun,
+    new_id,
+    utcnow,
+)
+
+FAULT_ENV = "CAREHUB_SYNC_FAULT"  # test seam: "<point>:<n>" kills this process the n-th time <point> is reached
+_fault_hits: dict[str, int] = {}
+_CHUNK = 500
+
+
+def fault_point(name: str) -> None:
+    """Kill the process with SIGKILL at the n-th arrival at ``name`` when ``CAREHUB_SYNC_FAULT`` asks for it."""
+    spec = os.environ.get(FAULT_ENV, "")
+    if not spec:
+        return
+    point, _, nth = spec.partition(":")
+    if point != name:
+        return
+    _fault_hits[name] = _fault_hits.get(name, 0) + 1
+    if _fault_hits[name] >= int(nth or "1"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def aware(dt: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes: treat them as UTC."""
+    if dt is None:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _chunks(items: Sequence[Any], n: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+class CareStore:
+    """The store as one run of one integration sees it (sync methods; wrap them for async callers)."""
+
+    def __init__(self, db: Database, integration_id: str, run_id: str) -> None:
+        self.db = db
+        self.integration_id = integration_id
+        self.run_id = run_id
+
+    # ------------------------------------------------------------------ checkpoints and counts
+
+    def load_checkpoint(self, stream: str, direction: str) -> dict[str, Any] | None:
+        """The stored checkpoint of a stream and direction (None: never synced, read in full)."""
+        with self.db.session() as s:
+            cp = s.get(Checkpoint, (self.integration_id, stream, direction))
+            return dict(cp.value) if cp is not None and cp.value else None
+
+    def save_checkpoint(self, stream: str, direction: str, value: Mapping[str, Any] | None) -> None:
+        """Store a checkpoint on its own (when no records go with it)."""
+        with self.db.session() as s:
+            self._put_checkpoint(s, stream, direction, value)
+
+    def _put_checkpoint(self, s: Session, stream: str, direction: str, value: Mapping[str, Any] | None) -> None:
+        cp = s.get(Checkpoint, (self.integration_id, stream, direction))
+        if cp is None:
+            s.add(Checkpoint(integration_id=self.integration_id, stream=stream, direction=direction,
+                             value=dict(value or {}), run_id=self.run_id))
+        else:
+            cp.value = dict(value or {})
+            cp.run_id = self.run_id
+            cp.updated_at = utcnow()
+            s.add(cp)
+
+    def _bump_counts(self, s: Session, stream: str, counts: Counts, *, changes: int = 0) -> dict[str, Any]:
+        run = s.execute(select(SyncRun).where(SyncRun.id == self.run_id).with_for_update()).scalar_one()  # type: ignore[call-overload]
+        data = dict(run.counts or {})
+        for k, v in counts.as_dict().items():
+            data[k] = int(data.get(k, 0)) + v
+        streams = dict(data.get("streams") or {})
+        st = dict(streams.get(stream) or {})
+        for k in ("read", "created", "updated", "unchanged", "skipped", "failed", "deleted", "written"):
+            st[k] = int(st.get(k, 0)) + getattr(counts, k)
+        st["changes"] = int(st.get("changes", 0)) + changes
+        streams[stream] = st
+        data["streams"] = streams
+        run.counts = data
+        s.add(run)
+        return st
+
+    def _run_stream_counts(self, s: Session, stream: str) -> dict[str, Any]:
+        run = s.get(SyncRun, self.run_id)
+        if run is None:
+            return {}
+        return dict((run.counts or {}).get("streams", {}).get(stream, {}))
+
+    def population(self, stream: str) -> int:
+        """How many live records this integration has linked on ``stream``."""
+        with self.db.session() as s:
+            n = s.execute(select(func.count()).select_from(ExternalLink).where(  # type: ignore[call-overload]
+                ExternalLink.integration_id == self.integration_id, ExternalLink.stream == stream,
+                ExternalLink.deleted == False)).scalar_one()  # noqa: E712
+            return int(n)
+
+    def stream_reads(self, stream: str) -> int:
+        """Records read on ``stream`` by this run so far (across resumes)."""
+        with self.db.session() as s:
+            return int(self._run_stream_counts(s, stream).get("read", 0))
+
+    def previous_full_reads(self, stream: str, limit: int = 5) -> list[int]:
+        """Records read by recent successful full reads of ``stream`` (for the empty-read valve)."""
+        with self.db.session() as s:
+            runs = s.execute(select(SyncRun).where(  # type: ignore[call-overload]
+                SyncRun.integration_id == self.integration_id, SyncRun.id != self.run_id,
+                SyncRun.status == RunStatus.SUCCEEDED.value).order_by(SyncRun.queued_at.desc()).limit(20)).scalars()  # type: ignore[attr-defined]
+            out: list[int] = []
+            for run in runs:
+                st = (run.counts or {}).get("streams", {}).get(stream, {})
+                if st.get("full"):
+                    out.append(int(st.get("read", 0)))
+                if len(out) >= limit:
+                    break
+            return out
+
+    def mark_full(self, stream: str) -> None:
+        """Note on the run that ``stream`` was read in full (the empty-read valve compares full reads)."""
+        with self.db.session() as s:
+            run = s.execute(select(SyncRun).where(SyncRun.id == self.run_id).with_for_update()).scalar_one()  # type: ignore[call-overload]
+            data = dict(run.counts or {})
+            streams = dict(data.get("streams") or {})
+            st = dict(streams.get(stream) or {})
+            st["full"] = True
+            streams[stream] = st
+            data["streams"] = streams
+            run.counts = data
+            s.add(run)
+
+    # ------------------------------------------------------------------ inbound
+
+    def apply_inbound(self, stream: str, care_type: str, rule: OwnershipRule, items: Sequence[MappedItem],
+                      checkpoint: Mapping[str, Any] | None, change_budget: int | None) -> PageResult:
+        """Store one page under the ownership rules and commit ``checkpoint`` in the same transaction.
+
+        With ``change_budget`` set, a page that would take the run's updates plus deletes on this stream
+        past it is not stored at all (``tripped``).
+        """
+        # The last occurrence of an external id in a page wins (vendors sometimes repeat a record).
+        latest: dict[str, MappedItem] = {}
+        for it in items:
+            latest[it.external_id] = it
+        now = utcnow()
+        counts = Counts(read=len(items))
+        counts.unchanged += len(items) - len(latest)
+        with self.db.session() as s:
+            links = self._links(s, stream, list(latest))
+            records = self._records(s, [lk.record_id for lk in links.values()])
+            new_records: list[dict[str, Any]] = []
+            new_links: list[dict[str, Any]] = []
+            versions: list[dict[str, Any]] = []
+            lineage_new: list[dict[str, Any]] = []
+            lineage_upd: list[tuple[str, str]] = []
+            rec_updates: list[dict[str, Any]] = []
+            link_updates: list[dict[str, Any]] = []
+            outcomes: list[dict[str, Any]] = []
+            errors: list[dict[str, Any]] = []
+            seen_ids: list[int] = []
+            changes = 0
+            for ext_id, it in latest.items():
+                link = links.get(ext_id)
+                rec = records.get(link.record_id) if link is not None else None
+                if it.error:
+                    counts.failed += 1
+                    errors.append(self._error(stream, "validation", "mapping", it.error, ext_id, {}))
+                    outcomes.append(self._outcome(stream, care_type, ext_id, rec.id if rec else "", "failed", it.error))
+                    if link is not None:
+                        seen_ids.append(int(link.id or 0))
+                    continue
+                if it.skipped_reason:
+                    counts.skipped += 1
+                    outcomes.append(self._outcome(stream, care_type, ext_id, rec.id if rec else "", "skipped",
+                                                  it.skipped_reason))
+                    if link is not None:
+                        seen_ids.append(int(link.id or 0))
+                    continue
+                if it.deleted:
+                    if link is None or rec is None or link.deleted:
+                        counts.unchanged += 1
+                        continue
+                    if not rule.reads:
+                        counts.skipped += 1
+                        continue
+                    self._delete_one(rec, link, rule.delete_policy, now, stream, ext_id, versions, rec_updates,
+                                     link_updates, outcomes, care_type)
+                    counts.deleted += 1
+                    changes += 1
+                    continue
+                values = it.values or {}
+                if link is None or rec is None:
+                    decision = decide_inbound(rule, values, it.content_hash, it.source_updated_at, None)
+                    if decision.action != Action.CREATE:
+                        counts.skipped += 1
+                        outcomes.append(self._outcome(stream, care_type, ext_id, "", "skipped", decision.reason))
+                        continue
+                    rid = new_id()
+                    ts = aware(it.source_updated_at) or now
+                    new_records.append(dict(id=rid, care_type=care_type, data=values, content_hash=it.content_hash,
+                                            version=1, origin=self.integration_id, created_at=now, updated_at=ts,
+                                            deleted_at=None))
+                    versions.append(self._version(rid, 1, values, it.content_hash, "create", now))
+                    new_links.append(dict(integration_id=self.integration_id, stream=stream, external_id=ext_id,
+                                          record_id=rid, content_hash=it.content_hash,
+                                          source_updated_at=aware(it.source_updated_at), last_run_id=self.run_id,
+                                          deleted=False))
+                    lineage_new.append(self._lineage(rid, "*", stream, ext_id, now))
+                    outcomes.append(self._outcome(stream, care_type, ext_id, rid, "created", ""))
+                    counts.created += 1
+                    continue
+                archived = rec.deleted_at is not None or link.deleted
+                local = LocalState(rec.data or {}, rec.content_hash, link.content_hash, aware(rec.updated_at),
+                                   archived=archived)
+                decision = decide_inbound(rule, values, it.content_hash, it.source_updated_at, local,
+                                          hasher=content_hash)
+                if archived and decision.action == Action.UNCHANGED:
+                    decision = type(decision)(Action.UPDATE, dict(values), "restored: the vendor has it again")
+                seen_ids.append(int(link.id or 0))
+                if decision.conflict:
+                    counts.conflicts += 1
+                if decision.action == Action.UNCHANGED:
+                    counts.unchanged += 1
+                    continue
+                if decision.action == Action.SKIP:
+                    counts.skipped += 1
+                    outcomes.append(self._outcome(stream, care_type, ext_id, rec.id, "skipped", decision.reason))
+                    continue
+                if decision.action == Action.REVIEW:
+                    counts.skipped += 1
+                    errors.append(self._error(stream, "conflict", "manual_review",
+                                              "Both systems changed this record; choose which version to keep.",
+                                              rec.id, {"external_id": ext_id, "local": rec.data, "incoming": values,
+                                                       "incoming_hash": it.content_hash}))
+                    outcomes.append(self._outcome(stream, care_type, ext_id, rec.id, "conflict", decision.reason))
+                    continue
+                merged = decision.values
+                new_hash = content_hash(merged)
+                version = rec.version + 1
+                from_vendor_only = new_hash == it.content_hash
+                changed = sorted(k for k in set(merged) | set(rec.data or {})
+                                 if (rec.data or {}).get(k) != merged.get(k))
+                ts = aware(it.source_updated_at) or now
+                rec_updates.append(dict(id=rec.id, data=merged, content_hash=new_hash, version=version,
+                                        origin=self.integration_id if from_vendor_only else WCN,
+                                        updated_at=ts, deleted_at=None))
+                versions.append(self._version(rec.id, version, merged, new_hash, "update", now,
+                                              integration=self.integration_id if from_vendor_only else ""))
+                link_updates.append(dict(id=link.id, content_hash=it.content_hash,
+                                         source_updated_at=aware(it.source_updated_at), last_run_id=self.run_id,
+                                         deleted=False))
+                for fld in changed:
+                    lineage_upd.append((rec.id, fld))
+                outcomes.append(self._outcome(stream, care_type, ext_id, rec.id, "updated", decision.reason,
+                                              before={k: (rec.data or {}).get(k) for k in changed},
+                                              after={k: merged.get(k) for k in changed}))
+                counts.updated += 1
+                changes += 1
+            if change_budget is not None:
+                so_far = int(self._run_stream_counts(s, stream).get("changes", 0))
+                if so_far + changes > change_budget:
+                    s.rollback()
+                    return PageResult(tripped=True, would_change=so_far + changes)
+            if new_records:
+                s.execute(insert(CareRecord), new_records)
+            if rec_updates:
+                s.execute(update(CareRecord), rec_updates)
+            if versions:
+                s.execute(insert(CareRecordVersion), versions)
+            if new_links:
+                s.execute(insert(ExternalLink), new_links)
+            if link_updates:
+                s.execute(update(ExternalLink), link_updates)
+            stamp = [i for i in seen_ids if i not in {u["id"] for u in link_updates}]
+            for chunk in _chunks(stamp):
+                s.execute(update(ExternalLink).where(ExternalLink.id.in_(chunk))  # type: ignore[union-attr]
+                          .values(last_run_id=self.run_id))
+            if lineage_new:
+                s.execute(insert(FieldLineage), lineage_new)
+            if lineage_upd:
+                self._upsert_lineage(s, lineage_upd, stream, latest, records, now)
+            if outcomes:
+                s.execute(insert(RecordOutcome), outcomes)
+            if errors:
+                s.execute(insert(IntegrationError), errors)
+            fault_point("after_records")
+            self._bump_counts(s, stream, counts, changes=changes)
+            self._put_checkpoint(s, stream, "inbound", checkpoint)
+            fault_point("before_commit")
+        return PageResult(counts=counts)
+
+    def _links(self, s: Session, stream: str, ext_ids: Sequence[str]) -> dict[str, ExternalLink]:
+        out: dict[str, ExternalLink] = {}
+        for chunk in _chunks(ext_ids):
+            rows = s.execute(select(ExternalLink).where(  # type: ignore[call-overload]
+                ExternalLink.integration_id == self.integration_id, ExternalLink.stream == stream,
+                ExternalLink.external_id.in_(chunk))).scalars()  # type: ignore[attr-defined]
+            out.update({r.external_id: r for r in rows})
+        return out
+
+    def _records(self, s: Session, ids: Sequence[str]) -> dict[str, CareRecord]:
+        out: dict[str, CareRecord] = {}
+        for chunk in _chunks(ids):
+            rows = s.execute(select(CareRecord).where(CareRecord.id.in_(chunk))).scalars()  # type: ignore[call-overload,attr-defined]
+            out.update({r.id: r for r in rows})
+        return out
+
+    def _upsert_lineage(self, s: Session, pairs: Sequence[tuple[str, str]], stream: str,
+                        latest: Mapping[str, MappedItem], records: Mapping[str, CareRecord], now: datetime) -> None:
+        ext_by_record: dict[str, str] = {}
+        links = self._links(s, stream, list(latest))
+        for ext, lk in links.items():
+            ext_by_record[lk.record_id] = ext
+        rec_ids = sorted({r for r, _ in pairs})
+        existing: set[tuple[str, str]] = set()
+        for chunk in _chunks(rec_ids):
+            for rid, fld in s.execute(select(FieldLineage.record_id, FieldLineage.field).where(  # type: ignore[call-overload]
+                    FieldLineage.record_id.in_(chunk))):  # type: ignore[attr-defined]
+                existing.add((rid, fld))
+        fresh = [self._lineage(r, f, stream, ext_by_record.get(r, ""), now) for r, f in pairs if (r, f) not in existing]
+        stale = [(r, f) for r, f in pairs if (r, f) in existing]
+        if fresh:
+            s.execute(insert(FieldLineage), fresh)
+        for r, f in stale:
+            s.execute(update(FieldLineage).where(and_(FieldLineage.record_id == r, FieldLineage.field == f))  # type: ignore[arg-type]
+                      .values(system=self.integration_id, integration_id=self.integration_id, run_id=self.run_id,
+                              stream=stream, source_record_id=ext_by_record.get(r, ""), updated_at=now))
+
+    def _lineage(self, record_id: str, fld: str, stream: str, ext_id: str, now: datetime) -> dict[str, Any]:
+        return dict(record_id=record_id, field=fld, system=self.integration_id, integration_id=self.integration_id,
+                    run_id=self.run_id, stream=stream, source_record_id=ext_id, updated_at=now)
+
+    def _version(self, record_id: str, version: int, data: Mapping[str, Any], h: str, kind: str, now: datetime,
+                 integration: str | None = None) -> dict[str, Any]:
+        return dict(record_id=record_id, version=version, data=dict(data), content_hash=h, change_kind=kind,
+                    integration_id=self.integration_id if integration is None else integration, run_id=self.run_id,
+                    changed_by=f"sync:{self.integration_id}", changed_at=now)
+
+    def _outcome(self, stream: str, care_type: str, ext_id: str, record_id: str, outcome: str, reason: str,
+                 before: Mapping[str, Any] | None = None, after: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return dict(run_id=self.run_id, stream=stream, care_type=care_type, external_id=ext_id, record_id=record_id,
+                    outcome=outcome, reason=reason, before=dict(before or {}), after=dict(after or {}), at=utcnow())
+
+    def _error(self, stream: str, kind: str, code: str, message: str, record_id: str | None,
+               details: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(id=new_id(), integration_id=self.integration_id, run_id=self.run_id, error_type=kind,
+                    error_code=code, error_message=message, error_details=dict(details), record_id=record_id,
+                    stream=stream, timestamp=utcnow(), resolved=False, resolution_action=None, resolution_note="",
+                    resolved_at=None, resolved_by="", retry_count=0, max_retries=3)
+
+    def _delete_one(self, rec: CareRecord, link: ExternalLink, policy: DeletePolicy, now: datetime, stream: str,
+                    ext_id: str, versions: list[dict[str, Any]], rec_updates: list[dict[str, Any]],
+                    link_updates: list[dict[str, Any]], outcomes: list[dict[str, Any]], care_type: str) -> None:
+        link_updates.append(dict(id=link.id, deleted=True, last_run_id=self.run_id))
+        if policy == DeletePolicy.IGNORE:
+            outcomes.append(self._outcome(stream, care_type, ext_id, rec.id, "deleted", "unlinked (delete policy: ignore)"))
+            return
+        data = dict(rec.data or {}) if policy == DeletePolicy.ARCHIVE else {}
+        version = rec.version + 1
+        h = content_hash(data)
+        rec_updates.append(dict(id=rec.id, data=data, content_hash=h, version=version, deleted_at=now,
+                                origin=self.integration_id, updated_at=now))
+        versions.append(self._version(rec.id, version, data, h, "delete", now))
+        outcomes.append(self._outcome(stream, care_type, ext_id, rec.id, "deleted", f"deleted at the vendor ({policy.value})"))
+
+    def unseen_links(self, stream: str) -> list[str]:
+        """External ids linked on ``stream`` that this run's full read did not see (deleted at the vendor)."""
+        with self.db.session() as s:
+            rows = s.execute(select(ExternalLink.external_id).where(  # type: ignore[call-overload]
+                ExternalLink.integration_id == self.integration_id, ExternalLink.stream == stream,
+                ExternalLink.deleted == False, ExternalLink.last_run_id != self.run_id))  # noqa: E712
+            return [r[0] for r in rows]
+
+    def apply_deletes(self, stream: str, rule: OwnershipRule, external_ids: Sequence[str]) -> Counts:
+        """Apply vendor deletes per the delete policy (one transaction)."""
+        counts = Counts()
+        now = utcnow()
+        with self.db.session() as s:
+            links = self._links(s, stream, external_ids)
+            records = self._records(s, [lk.record_id for lk in links.values()])
+            versions: list[dict[str, Any]] = []
+            rec_updates: list[dict[str, Any]] = []
+            link_updates: list[dict[str, Any]] = []
+            outcomes: list[dict[str, Any]] = []
+            for ext_id, link in links.items():
+                rec = records.get(link.record_id)
+                if rec is None or link.deleted:
+                    continue
+                self._delete_one(rec, link, rule.delete_policy, now, stream, ext_id, versions, rec_updates,
+                                 link_updates, outcomes, "")
+                counts.deleted += 1
+            if rec_updates:
+                s.execute(update(CareRecord), rec_updates)
+            if versions:
+                s.execute(insert(CareRecordVersion), versions)
+            if link_updates:
+                s.execute(update(ExternalLink), link_updates)
+            if outcomes:
+                s.execute(insert(RecordOutcome), outcomes)
+            self._bump_counts(s, stream, counts, changes=counts.deleted)
+        return counts
+
+    # ------------------------------------------------------------------ outbound
+
+    def outbound_batch(self, stream: str, care_type: str, checkpoint: Mapping[str, Any] | None,
+                       limit: int) -> OutboundBatch:
+        """Up to ``limit`` care records of ``care_type`` changed since ``checkpoint`` (a version-row cursor).
+
+        A record with a pending create from an interrupted run is offered at that pending version, with its
+        original key, so the vendor's idempotency store answers instead of creating it twice.
+        """
+        after = int((checkpoint or {}).get("version_id", 0))
+        with self.db.session() as s:
+            rows = list(s.execute(
+                select(CareRecordVersion.id, CareRecordVersion.record_id)  # type: ignore[call-overload]
+                .join(CareRecord, CareRecord.id == CareRecordVersion.record_id)  # type: ignore[arg-type]
+                .where(CareRecord.care_type == care_type, CareRecordVersion.id > after)
+                .order_by(CareRecordVersion.id).limit(limit)))
+            if not rows:
+                return OutboundBatch([], checkpoint=dict(checkpoint) if checkpoint else None, exhausted=True)
+            new_cp = {"version_id": int(rows[-1][0])}
+            ids = list(dict.fromkeys(r[1] for r in rows))
+            records = self._records(s, ids)
+            links = {lk.record_id: lk for lk in s.execute(select(ExternalLink).where(  # type: ignore[call-overload]
+                ExternalLink.integration_id == self.integration_id, ExternalLink.stream == stream,
+                ExternalLink.record_id.in_(ids))).scalars()}  # type: ignore[attr-defined]
+            current = {(v.record_id, v.version): v for v in s.execute(select(CareRecordVersion).where(  # type: ignore[call-overload]
+                CareRecordVersion.record_id.in_(ids))).scalars()}  # type: ignore[attr-defined]
+            pending = {w.record_id: w for w in s.execute(select(OutboundWrite).where(  # type: ignore[call-overload]
+                OutboundWrite.integration_id == self.integration_id, OutboundWrite.stream == stream,
+                OutboundWrite.status == "pending", OutboundWrite.external_id == "",
+                OutboundWrite.record_id.in_(ids))).scalars()}  # type: ignore[attr-defined]
+            review = {e.record_id for e in s.execute(select(IntegrationError).where(  # type: ignore[call-overload]
+                IntegrationError.integration_id == self.integration_id, IntegrationError.error_type == "conflict",
+                IntegrationError.resolved == False, IntegrationError.record_id.in_(ids))).scalars()}  # type: ignore[union-attr]  # noqa: E712
+            out: list[OutboundCandidate] = []
+            for rid in ids:
+                rec = records.get(rid)
+                if rec is None:
+                    continue
+                link = links.get(rid)
+                ver = current.get((rid, rec.version))
+                version, values, h = rec.version, dict(rec.data or {}), rec.content_hash
+                pw = pending.get(rid) if link is None else None
+                if pw is not None and pw.record_version != rec.version and (rid, pw.record_version) in current:
+                    old = current[(rid, pw.record_version)]
+                    version, values, h = pw.record_version, dict(old.data or {}), old.content_hash
+                out.append(OutboundCandidate(
+                    record_id=rid, version=version, values=values, content_hash=h,
+                    external_id=link.external_id if link is not None and not link.deleted else None,
+                    synced_hash=link.content_hash if link is not None else None,
+                    last_writer_integration=ver.integration_id if ver is not None else "",
+                    idempotency_key=idempotency_key(self.integration_id, rid, version),
+                    updated_at=aware(rec.updated_at), in_review=rid in review, deleted=rec.deleted_at is not None))
+            return OutboundBatch(out, new_cp, exhausted=len(rows) < limit)
+
+    def mark_pending(self, stream: str, candidates: Sequence[OutboundCandidate]) -> None:
+        """Record the writes about to go out (committed before the vendor sees them)."""
+        with self.db.session() as s:
+            keys = [c.idempotency_key for c in candidates]
+            have = set(s.execute(select(OutboundWrite.idempotency_key).where(  # type: ignore[call-overload]
+                OutboundWrite.idempotency_key.in_(keys))).scalars())  # type: ignore[attr-defined]
+            rows = [dict(idempotency_key=c.idempotency_key, integration_id=self.integration_id, stream=stream,
+                         record_id=c.record_id, record_version=c.version, external_id=c.external_id or "",
+                         status="pending", run_id=self.run_id, error="", at=utcnow())
+                    for c in candidates if c.idempotency_key not in have]
+            if rows:
+                s.execute(insert(OutboundWrite), rows)
+
+    def commit_outbound(self, stream: str, care_type: str, results: Sequence[tuple[OutboundCandidate, WriteOutcome]],
+                        skipped: Sequence[tuple[OutboundCandidate, str]],
+                        checkpoint: Mapping[str, Any] | None) -> Counts:
+        """Settle one batch: link what was written, queue per-element failures, advance the checkpoint."""
+        counts = Counts()
+        now = utcnow()
+        with self.db.session() as s:
+            outcomes: list[dict[str, Any]] = []
+            errors: list[dict[str, Any]] = []
+            for c, o in results:
+                w = s.get(OutboundWrite, c.idempotency_key)
+                if o.ok:
+                    ext = o.external_id or c.external_id or ""
+                    link = s.execute(select(ExternalLink).where(  # type: ignore[call-overload]
+                        ExternalLink.integration_id == self.integration_id, ExternalLink.stream == stream,
+                        ExternalLink.record_id == c.record_id)).scalars().first()
+                    if link is None:
+                        link = s.execute(select(ExternalLink).where(  # type: ignore[call-overload]
+                            ExternalLink.integration_id == self.integration_id, ExternalLink.stream == stream,
+                            ExternalLink.external_id == ext)).scalars().first()
+                    if link is None:
+                        link = ExternalLink(integration_id=self.integration_id, stream=stream, external_id=ext,
+                                            record_id=c.record_id)
+                    link.external_id = ext or link.external_id
+                    link.record_id = c.record_id
+                    link.content_hash = c.content_hash
+                    link.last_run_id = self.run_id
+                    link.deleted = False
+                    s.add(link)
+                    if w is not None:
+                        w.status, w.external_id, w.error = "done", ext, ""
+                        s.add(w)
+                    counts.written += 1
+                    outcomes.append(self._outcome(stream, care_type, ext, c.record_id,
+                                                  "updated" if c.external_id else "created", "written to the vendor"))
+                else:
+                    counts.failed += 1
+                    msg = o.error_message or o.error_code or "the vendor rejected this record"
+                    errors.append(self._error(stream, "vendor", o.error_code or "rejected", msg, c.record_id,
+                                              {"idempotency_key": c.idempotency_key, "version": c.version,
+                                               "direction": "outbound"}))
+                    outcomes.append(self._outcome(stream, care_type, c.external_id or "", c.record_id, "failed", msg))
+                    if w is not None:
+                        w.status, w.error = "failed", msg
+                        s.add(w)
+            for c, reason in skipped:
+                if reason.startswith(("unchanged", "echo")):
+                    counts.unchanged += 1
+                    continue
+                counts.skipped += 1
+                outcomes.append(self._outcome(stream, care_type, c.external_id or "", c.record_id, "skipped", reason))
+            if outcomes:
+                s.execute(insert(RecordOutcome), outcomes)
+            if errors:
+                s.execute(insert(IntegrationError), errors)
+            fault_point("outbound_before_commit")
+            self._bump_counts(s, stream, counts)
+            if checkpoint is not None:
+                self._put_checkpoint(s, stream, "outbound", checkpoint)
+            del now
+        return counts
+
+
+def rollback_run(db: Database, run_id: str, actor: str = "") -> dict[str, int]:
+    """Undo a run's inbound changes from version history: each record it touched goes back to its state
+    before the run (records the run created are archived). Records changed again by a later run are left
+    alone and counted as ``kept``. Marks the run ``rolled_back``."""
+    restored = archived = kept = 0
+    now = utcnow()
+    with db.session() as s:
+        run = s.get(SyncRun, run_id)
+        if run is None:
+            raise KeyError(f"no sync run {run_id}")
+        touched = s.execute(select(CareRecordVersion).where(CareRecordVersion.run_id == run_id)  # type: ignore[call-overload]
+                         .order_by(CareRecordVersion.record_id, CareRecordVersion.version)).scalars().all()
+        first: dict[str, CareRecordVersion] = {}
+        last: dict[str, CareRecordVersion] = {}
+        for v in touched:
+            first.setdefault(v.record_id, v)
+            last[v.record_id] = v
+        for rid, v0 in first.items():
+            rec = s.get(CareRecord, rid)
+            if rec is None:
+                continue
+            if rec.version != last[rid].version:
+                kept += 1
+                continue
+            version = rec.version + 1
+            if v0.version == 1:
+                rec.deleted_at = now
+                data = dict(rec.data or {})
+                archived += 1
+                for lk in s.execute(select(ExternalLink).where(ExternalLink.record_id == rid)).scalars():  # type: ignore[call-overload]
+                    lk.deleted = True
+                    s.add(lk)
+            else:
+                prev = s.execute(select(CareRecordVersion).where(  # type: ignore[call-overload]
+                    CareRecordVersion.record_id == rid, CareRecordVersion.version == v0.version - 1)).scalars().first()
+                data = dict(prev.data or {}) if prev is not None else {}
+                rec.deleted_at = None if prev is None or prev.change_kind != "delete" else rec.deleted_at
+                restored += 1
+            rec.data = data
+            rec.content_hash = content_hash(data)
+            rec.version = version
+            rec.origin = WCN
+            rec.updated_at = now
+            s.add(rec)
+            s.add(CareRecordVersion(record_id=rid, version=version, data=data, content_hash=rec.content_hash,
+                                    change_kind="rollback", integration_id="", run_id=run_id,
+                                    changed_by=actor or "rollback", changed_at=now))
+        run.status = RunStatus.ROLLED_BACK.value
+        s.add(run)
+    return {"restored": restored, "archived": archived, "kept": kept}
+
+
+def field_lineage(db: Database, record_id: str) -> dict[str, dict[str, Any]]:
+    """Which integration, run and source record last wrote each field (``"*"``: every field not listed)."""
+    with db.session() as s:
+        rows = s.execute(select(FieldLineage).where(FieldLineage.record_id == record_id)).scalars()  # type: ignore[call-overload]
+        return {r.field: {"system": r.system, "integration_id": r.integration_id, "run_id": r.run_id,
+                          "stream": r.stream, "source_record_id": r.source_record_id} for r in rows}
+
+
+def reconcile_run(db: Database, integration_id: str, run_id: str, streams: Sequence[str]) -> dict[str, Any]:
+    """After a run: do the counts balance, and does every link the run touched agree with its record?
+
+    Per stream: ``balanced`` (read = created + updated + unchanged + skipped + failed + deleted),
+    ``checked`` links stamped by this run, ``hash_mismatch`` among them whose record was last written by the
+    vendor yet holds different content, and ``accuracy`` (share of checked links that match).
+    """
+    out: dict[str, Any] = {}
+    with db.session() as s:
+        run = s.get(SyncRun, run_id)
+        per = dict((run.counts or {}).get("streams", {})) if run is not None else {}
+        for stream in streams:
+            st = per.get(stream, {})
+            outcome_sum = sum(int(st.get(k, 0)) for k in ("created", "updated", "unchanged", "skipped", "failed",
+                                                            "deleted"))
+            rows = s.execute(select(ExternalLink.content_hash, CareRecord.content_hash, CareRecord.origin)
+                             .join(CareRecord, CareRecord.id == ExternalLink.record_id)  # type: ignore[arg-type]
+                             .where(ExternalLink.integration_id == integration_id, ExternalLink.stream == stream,
+                                    ExternalLink.last_run_id == run_id, ExternalLink.deleted == False)).all()  # noqa: E712
+            vendor_written = [r for r in rows if r[2] == integration_id]
+            mismatch = sum(1 for r in vendor_written if r[0] != r[1])
+            out[stream] = {"read": int(st.get("read", 0)), "outcomes": outcome_sum,
+                           "balanced": int(st.get("read", 0)) <= outcome_sum + int(st.get("written", 0)) or not st,
+                           "checked": len(vendor_written), "hash_mismatch": mismatch,
+                           "accuracy": 1.0 if not vendor_written else 1 - mismatch / len(vendor_written)}
+    return out
+
+
+def write_local(db: Database, care_type: str, data: Mapping[str, Any], record_id: str | None = None,
+                actor: str = "writecarenotes", at: datetime | None = None) -> CareRecord:
+    """A change made in WriteCareNotes itself (a user edit): create or update a care record with a new
+    version. Outbound syncs pick it up from the version history."""
+    now = aware(at) or utcnow()
+    h = content_hash(dict(data))
+    with db.session() as s:
+        rec = s.get(CareRecord, record_id) if record_id else None
+        if rec is None:
+            rec = CareRecord(id=record_id or new_id(), care_type=care_type, data=dict(data), content_hash=h, version=1,
+                             origin=WCN, created_at=now, updated_at=now)
+            kind = "create"
+        else:
+            rec.data, rec.content_hash, rec.version = dict(data), h, rec.version + 1
+            rec.origin, rec.updated_at, rec.deleted_at = WCN, now, None
+            kind = "update"
+        s.add(rec)
+        s.flush()
+        s.add(CareRecordVersion(record_id=rec.id, version=rec.version, data=dict(data), content_hash=h,
+                                change_kind=kind, integration_id="", run_id="", changed_by=actor, changed_at=now))
+        s.add(FieldLineage(record_id=rec.id, field="*", system=WCN, updated_at=now)) if kind == "create" else None
+        return rec
