@@ -110,6 +110,14 @@ def parse_generic(resp: httpx.Response) -> ParsedError:
     return _fallback(resp)
 
 
+def parse_bamboohr(resp: httpx.Response) -> ParsedError:
+    """BambooHR: the reason is in the ``X-BambooHR-Error-Message`` header; bodies are usually empty."""
+    header = resp.headers.get("X-BambooHR-Error-Message")
+    if header:
+        return header, str(resp.status_code)
+    return parse_generic(resp)
+
+
 ERROR_PARSERS: dict[str, Callable[[httpx.Response], ParsedError]] = {
     "xero": parse_xero,
     "quickbooks": parse_quickbooks,
@@ -117,4 +125,5 @@ ERROR_PARSERS: dict[str, Callable[[httpx.Response], ParsedError]] = {
     "hmrc": parse_hmrc,
     "fhir": parse_fhir,
     "generic": parse_generic,
+    "bamboohr": parse_bamboohr,
 }
