@@ -125,12 +125,13 @@ def _account(seed: int, i: int, at: datetime) -> dict[str, Any]:
     code, name, typ = ACCOUNTS[i % len(ACCOUNTS)]
     if i >= len(ACCOUNTS):
         code, name = f"{code}{i // len(ACCOUNTS)}", f"{name} {i // len(ACCOUNTS)}"
-    return {"AccountID": stable_uuid(seed, "accounts", i), "Code": code, "Name": name, "Type": typ,
+    rec = {"AccountID": stable_uuid(seed, "accounts", i), "Code": code, "Name": name, "Type": typ,
             "Status": "ACTIVE", "TaxType": "NONE" if typ == "BANK" else "INPUT2",
             "Class": "ASSET" if typ in ("BANK", "CURRENT") else "LIABILITY" if "LIAB" in typ else
             "REVENUE" if typ in ("REVENUE", "OTHERINCOME") else "EXPENSE",
             "EnablePaymentsToAccount": False, "BankAccountNumber": f"20-45-77 {i:08d}" if typ == "BANK" else None,
             "CurrencyCode": "GBP" if typ == "BANK" else None, "UpdatedDateUTC": ms_json(at)}
+    return {k: v for k, v in rec.items() if v is not None}  # Xero omits empty fields
 
 
 def _bank_transaction(seed: int, i: int, at: datetime, n_contacts: int) -> dict[str, Any]:
@@ -432,7 +433,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
                              "dateTimeUTC": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f"),
                              "httpStatusCode": "OK",
                              "pagination": {"page": page, "pageSize": size, "pageCount": (total + size - 1) // size,
-                                            "itemCount": total}, "problem": None, "employees": items},
+                                            "itemCount": total}, "employees": items},
                             headers=limit_headers())
 
     @app.post(PAY + "/Employees")
@@ -445,7 +446,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         if replay is not None:
             return replay
         el = await request.json()
-        missing = [f for f in ("title", "firstName", "lastName", "dateOfBirth", "address") if not el.get(f)]
+        missing = [f for f in ("title", "firstName", "lastName", "dateOfBirth", "gender", "address") if not el.get(f)]
         if missing:
             problem = {"type": "application/problem+json", "title": "BadRequest", "status": 400,
                        "detail": "Validation error occurred.",
@@ -456,7 +457,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         rec["updatedDateUTC"] = f"{at:%Y-%m-%dT%H:%M:%S}"
         return remember(state, idem, 200, {"id": str(uuid.uuid4()), "providerName": "CareHub Sandbox",
                                            "dateTimeUTC": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S}",
-                                           "httpStatusCode": "OK", "pagination": None, "problem": None,
+                                           "httpStatusCode": "OK",
                                            "employee": rec})
 
     app.state.emit = emit

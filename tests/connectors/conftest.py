@@ -53,8 +53,9 @@ def make_session(catalog: Any) -> SessionFactory:
         manifest = catalog.get(connector)
         kw.setdefault("error_rules", fast_rules(manifest))
         kw.setdefault("rate_limits", RateLimits())
+        kw.setdefault("transport", httpx.ASGITransport(app=app))
         return ConnectorSession(manifest, CONFIGS[connector], secrets or sandbox_tokens(app),
-                                base_url=f"http://{connector}.sandbox", transport=httpx.ASGITransport(app=app),
+                                base_url=f"http://{connector}.sandbox",
                                 connection_id=f"test-{connector}-{id(app)}", **kw)
     return make
 
