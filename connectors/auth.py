@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -136,10 +137,8 @@ class _RefreshLock:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._redis_lock is not None:
-            try:
+            with contextlib.suppress(Exception):  # the lock expired; nothing to release
                 await self._redis_lock.release()
-            except Exception:  # noqa: S110 - the lock expired; nothing to release
-                pass
         if self._local is not None:
             self._local.release()
 
@@ -175,7 +174,7 @@ class _OAuth2Base(Authenticator):
         expires_at = tokens.get("expires_at")
         if expires_at is None:
             return False
-        return float(expires_at) - self.spec.refresh_margin_seconds <= time.time()
+        return bool(float(expires_at) - float(self.spec.refresh_margin_seconds) <= time.time())
 
     async def _current(self) -> dict[str, Any]:
         if self._tokens is None:

@@ -7,6 +7,7 @@ validated here too. Everything is read from a directory given by the caller (``t
 
 from __future__ import annotations
 
+import builtins
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +64,11 @@ class Catalog:
         except KeyError:
             raise KeyError(f"unknown connector `{connector_id}`; known: {', '.join(sorted(self.manifests))}") from None
 
-    def list(self) -> list[CatalogEntry]:
+    def list(self) -> builtins.list[CatalogEntry]:
         """All systems, built or not."""
         return list(self.entries)
 
-    def as_rows(self) -> list[dict[str, Any]]:
+    def as_rows(self) -> builtins.list[dict[str, Any]]:
         """Plain dicts for the CLI and the API."""
         return [e.model_dump() for e in self.entries]
 

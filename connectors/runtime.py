@@ -407,7 +407,7 @@ class ConnectorSession:
                       inc.to_param: end.isoformat()}
             url = self._url(spec.path)
             try:
-                resp = await self.request(lambda p=params: OutgoingRequest(spec.method, url, dict(p)))  # type: ignore[misc]
+                resp = await self.request(lambda p=params, u=url: OutgoingRequest(spec.method, u, dict(p)))  # type: ignore[misc]
                 raw = jmespath.search(spec.records, resp.json()) or []
             except VendorError as exc:
                 if exc.status != 404:

@@ -31,7 +31,7 @@ def parse_xero(resp: httpx.Response) -> ParsedError:
     msgs: list[str] = []
     for el in body.get("Elements") or []:
         msgs += [str(v.get("Message")) for v in el.get("ValidationErrors") or [] if v.get("Message")]
-    problem = body.get("problem") if isinstance(body.get("problem"), dict) else body
+    problem: dict[str, Any] = body["problem"] if isinstance(body.get("problem"), dict) else body
     for f in problem.get("invalidFields") or []:
         msgs.append(f"{f.get('name')}: {f.get('reason')}")
     if msgs:

@@ -18,7 +18,6 @@ from connectors.sandboxes.common import (
     CARE_HOMES,
     CARE_SERVICES,
     FUNDERS,
-    SUPPLIERS,
     Dataset,
     FaultMiddleware,
     SandboxConfig,
@@ -309,8 +308,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         entity = next((e for e in ENTITIES if e.lower() == entity_lower), None)
         rec = state.datasets[entity].get(record_id) if entity else None
         if rec is None or entity is None:
-            return _fault(400, "Object Not Found", f"Object Not Found : Something you're trying to use has been "
-                                                  f"made inactive or is otherwise unavailable", "610")
+            return _fault(400, "Object Not Found", "Object Not Found : Something you're trying to use has been "
+                                                  "made inactive or is otherwise unavailable", "610")
         return JSONResponse({entity: rec, "time": qbo_time(datetime.now(UTC))})
 
     return app

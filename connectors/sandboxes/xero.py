@@ -98,7 +98,7 @@ def _invoice(seed: int, i: int, at: datetime, n_contacts: int) -> dict[str, Any]
     contact = _contact(seed, ci, at)
     accrec = contact["IsCustomer"]
     weekly = r.choice((1095.0, 1180.5, 1250.0, 1320.0, 1410.75, 1575.0))
-    lines = [{"LineItemID": str(uuid.UUID(int=r.getrandbits(128))), "Description":
+    lines: list[dict[str, Any]] = [{"LineItemID": str(uuid.UUID(int=r.getrandbits(128))), "Description":
               f"{r.choice(CARE_SERVICES)} - week commencing {(at - timedelta(days=7)).date():%d/%m/%Y}, "
               f"{r.choice(CARE_HOMES)}, Room {r.randrange(1, 60)}",
               "Quantity": 1.0, "UnitAmount": weekly, "AccountCode": "200" if accrec else "310",
@@ -355,7 +355,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         except ValueError:
             return JSONResponse({"ErrorNumber": 14, "Type": "PostDataInvalidException",
                                  "Message": "The string '' is not a valid JSON request"}, 400)
-        elements = body.get(key) if isinstance(body, dict) and key in body else [body]
+        elements = (body.get(key) if isinstance(body, dict) and key in body else [body]) or []
         summarize = request.query_params.get("summarizeErrors", "true").lower() != "false"
         data = state.datasets[name]
         out, any_err = [], False

@@ -14,8 +14,7 @@ from fastapi import FastAPI
 from connectors.catalog import load_catalog
 from connectors.manifest import Backoff, ConnectorManifest, ErrorRules, RateLimits
 from connectors.runtime import ConnectorSession
-from connectors.sandboxes import SANDBOXES, SandboxConfig
-from connectors.sandboxes import hmrc_vat, quickbooks, sage, xero
+from connectors.sandboxes import SANDBOXES, SandboxConfig, hmrc_vat, quickbooks, sage, xero
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "connectors"
 

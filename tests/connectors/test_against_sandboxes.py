@@ -47,8 +47,9 @@ async def read_all(session: Any, stream: str, checkpoint: dict[str, Any] | None 
 def expected_count(case: Case, app: Any) -> int:
     if case.expected is not None:
         return case.expected
-    from connectors.sandboxes.hmrc_vat import _quarters
     from datetime import UTC, datetime
+
+    from connectors.sandboxes.hmrc_vat import _quarters
     return len(_quarters(datetime.now(UTC).date()))
 
 
@@ -120,8 +121,8 @@ async def test_storm_ends_with_every_record_and_no_failed_call(case: Case, storm
 
 
 async def test_retry_after_http_date_and_xero_problem_header(make_session: SessionFactory) -> None:
-    from email.utils import format_datetime
     from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
     app = new_sandbox("xero", records={"invoices": 10})
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=1), usegmt=True)
     await control(app, "/_sandbox/faults", {"storm_429": 1, "retry_after": when})
@@ -265,7 +266,6 @@ async def test_vendor_messages_surface(make_session: SessionFactory) -> None:
         assert not out[0].ok and out[0].error_message == "Name can't be blank (name)"
     app = new_sandbox("quickbooks", records=5)
     async with make_session("quickbooks", app, error_rules=None) as s:
-        from engine.ports import OutboundRecord as OR
         s.stream("invoices")
         with pytest.raises(VendorError) as err:
             from connectors.auth import OutgoingRequest

@@ -151,6 +151,7 @@ async def test_sandbox_sends_signed_xero_webhooks_to_a_receiver() -> None:
 
 async def test_redis_bucket_paces_and_enforces_day_budget() -> None:
     import redis.asyncio as aioredis
+
     from connectors.errors import RateLimited
     r = aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
     prefix = f"test:rl:{time.time_ns()}"

@@ -47,7 +47,7 @@ def test_catalog_names_every_system_in_the_spec() -> None:
     assert len(cat.entries) >= 80
     assert {e.category for e in cat.entries} == {"finance", "hr_workforce", "healthcare", "operations"}
     built = {e.id for e in cat.entries if e.availability == "available"}
-    assert built == {"xero", "quickbooks", "sage_accounting", "hmrc_vat"}
+    assert {"xero", "quickbooks", "sage_accounting", "hmrc_vat"} <= built
     by_id = {e.id: e for e in cat.entries}
     assert "file exchange" in by_id["sage_50"].integration_method
     assert "no public api" in by_id["cv_library"].note.lower()
