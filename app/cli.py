@@ -14,6 +14,7 @@ import typer
 from app.context import build_context, get_context
 from app.embedded_redis import EmbeddedRedis
 from app.settings import ConfigurationError, get_settings
+from connectors.cli import connectors_app, sandbox_app
 
 cli = typer.Typer(help="CareHub: the integration hub for care homes.", no_args_is_help=True)
 db_cli = typer.Typer(help="Database schema.")
@@ -22,6 +23,8 @@ secrets_cli = typer.Typer(help="Encrypted credentials.")
 cli.add_typer(db_cli, name="db")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(secrets_cli, name="secrets")
+cli.add_typer(connectors_app, name="connectors")
+cli.add_typer(sandbox_app, name="sandbox")
 
 
 def _fail(message: str) -> None:
