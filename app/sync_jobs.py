@@ -28,7 +28,7 @@ from app.context import AppContext, get_context
 from connectors.catalog import Catalog, default_directory, load_catalog
 from connectors.errors import AuthFailed, ConnectorError, RateLimited, VendorError
 from connectors.runtime import ConnectorSession
-from engine.ports import StreamReader, StreamWriter, WriteOutcome
+from engine.ports import OutboundRecord, StreamReader, StreamWriter, WriteOutcome
 from engine.sync.keys import content_hash
 from engine.sync.mapper import FieldCopyMapper
 from engine.sync.ownership import OwnershipRule, effective_ownership
@@ -230,7 +230,25 @@ async def manifest_connector(app: AppContext, integ: Integration, redis: Any, po
     session = ConnectorSession(manifest, config, secrets, base_url=base_url, token_store=IntegrationTokenStore(app),
                                redis=redis, connection_id=integ.id, error_rules=rules, allow_private=allow_private,
                                timeout=policy.call_deadline_seconds)
-    return ConnectorHandle(session, session, session.limiter.key.replace(":rl:", ":cb:"), session.aclose)
+    return ConnectorHandle(session, _UpdateIdWriter(session), session.limiter.key.replace(":rl:", ":cb:"),
+                           session.aclose)
+
+
+class _UpdateIdWriter:
+    """Puts the vendor id into update payloads whose endpoint carries it in the body (Xero ``ContactID``),
+    so an update can never turn into a create."""
+
+    def __init__(self, session: ConnectorSession) -> None:
+        self.session = session
+
+    async def write(self, stream: str, records: Sequence[OutboundRecord]) -> list[WriteOutcome]:
+        spec = self.session.stream(stream)
+        op = spec.write.update if spec.write is not None else None
+        id_field = op.id_field if op is not None else ""
+        if id_field and "." not in id_field and "{" not in (op.path if op else ""):
+            records = [OutboundRecord(r.idempotency_key, {**r.payload, id_field: r.external_id}, r.external_id)
+                       if r.external_id and id_field not in r.payload else r for r in records]
+        return await self.session.write(stream, records)
 
 
 def classify(exc: BaseException) -> Failure:
@@ -297,8 +315,9 @@ class AsyncCareStore:
     async def commit_outbound(self, stream: str, care_type: str,
                               results: Sequence[tuple[OutboundCandidate, WriteOutcome]],
                               skipped: Sequence[tuple[OutboundCandidate, str]],
-                              checkpoint: dict[str, Any] | None) -> Counts:
-        return await _io(self.s.commit_outbound, stream, care_type, results, skipped, checkpoint)
+                              checkpoint: dict[str, Any] | None,
+                              vendor_hashes: Mapping[str, str] | None = None) -> Counts:
+        return await _io(self.s.commit_outbound, stream, care_type, results, skipped, checkpoint, vendor_hashes)
 
 
 class RunReporter:

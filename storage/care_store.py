@@ -19,7 +19,15 @@ from sqlmodel import Session
 
 from engine.ports import WriteOutcome
 from engine.sync.keys import content_hash, idempotency_key
-from engine.sync.ownership import WCN, Action, DeletePolicy, LocalState, OwnershipRule, decide_inbound
+from engine.sync.ownership import (
+    WCN,
+    Action,
+    DeletePolicy,
+    LocalState,
+    OwnershipRule,
+    Strategy,
+    decide_inbound,
+)
 from engine.sync.ports import Counts, MappedItem, OutboundBatch, OutboundCandidate, PageResult
 from storage.db import Database
 from storage.models import (
@@ -181,6 +189,7 @@ class CareStore:
         with self.db.session() as s:
             links = self._links(s, stream, list(latest))
             records = self._records(s, [lk.record_id for lk in links.values()])
+            in_review = self._open_reviews(s, list(records)) if rule.strategy == Strategy.MANUAL_REVIEW else set()
             new_records: list[dict[str, Any]] = []
             new_links: list[dict[str, Any]] = []
             versions: list[dict[str, Any]] = []
@@ -235,7 +244,7 @@ class CareStore:
                                             deleted_at=None))
                     versions.append(self._version(rid, 1, values, it.content_hash, "create", now))
                     new_links.append(dict(integration_id=self.integration_id, stream=stream, external_id=ext_id,
-                                          record_id=rid, content_hash=it.content_hash,
+                                          record_id=rid, content_hash=it.content_hash, vendor_hash=it.content_hash,
                                           source_updated_at=aware(it.source_updated_at), last_run_id=self.run_id,
                                           deleted=False))
                     lineage_new.append(self._lineage(rid, "*", stream, ext_id, now))
@@ -244,7 +253,7 @@ class CareStore:
                     continue
                 archived = rec.deleted_at is not None or link.deleted
                 local = LocalState(rec.data or {}, rec.content_hash, link.content_hash, aware(rec.updated_at),
-                                   archived=archived)
+                                   archived=archived, vendor_hash=link.vendor_hash)
                 decision = decide_inbound(rule, values, it.content_hash, it.source_updated_at, local,
                                           hasher=content_hash)
                 if archived and decision.action == Action.UNCHANGED:
@@ -261,6 +270,9 @@ class CareStore:
                     continue
                 if decision.action == Action.REVIEW:
                     counts.skipped += 1
+                    if rec.id in in_review:
+                        continue
+                    in_review.add(rec.id)
                     errors.append(self._error(stream, "conflict", "manual_review",
                                               "Both systems changed this record; choose which version to keep.",
                                               rec.id, {"external_id": ext_id, "local": rec.data, "incoming": values,
@@ -279,7 +291,7 @@ class CareStore:
                                         updated_at=ts, deleted_at=None))
                 versions.append(self._version(rec.id, version, merged, new_hash, "update", now,
                                               integration=self.integration_id if from_vendor_only else ""))
-                link_updates.append(dict(id=link.id, content_hash=it.content_hash,
+                link_updates.append(dict(id=link.id, content_hash=it.content_hash, vendor_hash=it.content_hash,
                                          source_updated_at=aware(it.source_updated_at), last_run_id=self.run_id,
                                          deleted=False))
                 for fld in changed:
@@ -321,6 +333,14 @@ class CareStore:
             self._put_checkpoint(s, stream, "inbound", checkpoint)
             fault_point("before_commit")
         return PageResult(counts=counts)
+
+    def _open_reviews(self, s: Session, record_ids: Sequence[str]) -> set[str]:
+        out: set[str] = set()
+        for chunk in _chunks(record_ids):
+            out.update(r for r in s.execute(select(IntegrationError.record_id).where(
+                IntegrationError.integration_id == self.integration_id, IntegrationError.error_type == "conflict",
+                IntegrationError.resolved == False, IntegrationError.record_id.in_(chunk))).scalars() if r)  # noqa: E712
+        return out
 
     def _links(self, s: Session, stream: str, ext_ids: Sequence[str]) -> dict[str, ExternalLink]:
         out: dict[str, ExternalLink] = {}
@@ -502,8 +522,13 @@ class CareStore:
 
     def commit_outbound(self, stream: str, care_type: str, results: Sequence[tuple[OutboundCandidate, WriteOutcome]],
                         skipped: Sequence[tuple[OutboundCandidate, str]],
-                        checkpoint: Mapping[str, Any] | None) -> Counts:
-        """Settle one batch: link what was written, queue per-element failures, advance the checkpoint."""
+                        checkpoint: Mapping[str, Any] | None,
+                        vendor_hashes: Mapping[str, str] | None = None) -> Counts:
+        """Settle one batch: link what was written, queue per-element failures, advance the checkpoint.
+
+        ``vendor_hashes`` (idempotency key -> hash of the vendor's reply mapped back) lets the next inbound
+        read recognise our own write instead of taking it for a vendor change.
+        """
         counts = Counts()
         now = utcnow()
         with self.db.session() as s:
@@ -526,6 +551,7 @@ class CareStore:
                     link.external_id = ext or link.external_id
                     link.record_id = c.record_id
                     link.content_hash = c.content_hash
+                    link.vendor_hash = (vendor_hashes or {}).get(c.idempotency_key, "")
                     link.last_run_id = self.run_id
                     link.deleted = False
                     s.add(link)

@@ -137,9 +137,10 @@ class LocalState:
 
     values: Mapping[str, Any]
     content_hash: str
-    synced_hash: str  # the hash both sides agreed on at the last sync of this link
+    synced_hash: str  # the record hash both sides agreed on at the last sync of this link
     updated_at: datetime | None  # source timestamp of the last write
     archived: bool = False
+    vendor_hash: str = ""  # hash of the vendor's own (mapped) view at the last sync
 
 
 def _merge_by_owner(rule: OwnershipRule, local: Mapping[str, Any], incoming: Mapping[str, Any],
@@ -169,7 +170,7 @@ def decide_inbound(rule: OwnershipRule, incoming: Mapping[str, Any], incoming_ha
         return Decision(Action.CREATE, dict(incoming))
     if incoming_hash == local.content_hash:
         return Decision(Action.UNCHANGED)
-    if incoming_hash == local.synced_hash and not local.archived:
+    if incoming_hash in (local.synced_hash, local.vendor_hash) and not local.archived:
         # The vendor still holds what we last agreed: the change is ours, not theirs (echo).
         return Decision(Action.UNCHANGED, reason="no vendor change since the last sync")
     if EXTERNAL not in rule.update_permissions:

@@ -117,7 +117,8 @@ class SyncStore(Protocol):
     async def commit_outbound(self, stream: str, care_type: str,
                               results: Sequence[tuple[OutboundCandidate, WriteOutcome]],
                               skipped: Sequence[tuple[OutboundCandidate, str]],
-                              checkpoint: dict[str, Any] | None) -> Counts: ...
+                              checkpoint: dict[str, Any] | None,
+                              vendor_hashes: Mapping[str, str] | None = None) -> Counts: ...
 
     async def stream_reads(self, stream: str) -> int: ...
 

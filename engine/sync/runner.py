@@ -335,8 +335,14 @@ class SyncRunner:
                        for c, r in send]
             retry = [(c, o) for c, o in settled if not o.ok and o.retryable]
             final = [(c, o) for c, o in settled if o.ok or not o.retryable]
+            vendor_hashes: dict[str, str] = {}
+            for _c, o in final:
+                if o.ok and o.data:
+                    view = map_record(plan.mapper, SourceRecord(o.external_id or "", dict(o.data)), False)
+                    if view.values is not None and not view.error:
+                        vendor_hashes[o.idempotency_key] = view.content_hash
             counts = await self.store.commit_outbound(plan.stream, plan.care_type, final, skipped,
-                                                      None if retry else batch.checkpoint)
+                                                      None if retry else batch.checkpoint, vendor_hashes)
             self.counts.add(counts)
             await self.reporter.event("batch_written", f"{plan.stream}: {len(send)} sent, {counts.written} written, "
                                                        f"{counts.failed} failed",

@@ -68,6 +68,7 @@ class ExternalLink(SQLModel, table=True):
     record_id: str = Field(foreign_key="care_records.id", index=True, max_length=32)
     content_hash: str = Field(default="", max_length=64)
     source_updated_at: datetime | None = optional_time()
+    vendor_hash: str = Field(default="", max_length=64)  # hash of the vendor's mapped view at the last sync
     last_run_id: str = Field(default="", max_length=32)
     deleted: bool = False
 
