@@ -214,11 +214,12 @@ class ConnectorSession:
         b = self.rules.backoff
         return random.uniform(0, min(b.cap_seconds, b.base_seconds * (2 ** max(0, attempt - 1))))
 
-    async def request(self, make: Callable[[], OutgoingRequest]) -> httpx.Response:
+    async def request(self, make: Callable[[], OutgoingRequest], *, max_attempts: int | None = None) -> httpx.Response:
         """Send one logical call with the manifest's error rules; return the successful response.
 
         ``make`` builds a fresh request per attempt (same URL, body and idempotency key).
-        Raises AuthFailed, RateLimited, VendorError or ConnectorError.
+        Raises AuthFailed, RateLimited, VendorError or ConnectorError. With ``max_attempts`` the caller
+        retries (and counts the failure) itself.
         """
         rules = self.rules
         deadline = time.monotonic() + rules.deadline_seconds
@@ -273,8 +274,9 @@ class ConnectorSession:
                 else:
                     self.stats.failed_calls += 1
                     raise VendorError(status, message, code=code)
-            if attempt >= rules.max_attempts or time.monotonic() + wait > deadline:
-                self.stats.failed_calls += 1
+            if attempt >= (max_attempts or rules.max_attempts) or time.monotonic() + wait > deadline:
+                if max_attempts is None:
+                    self.stats.failed_calls += 1
                 raise failure
             self.stats.retries += 1
             self.stats.slept_seconds += wait
@@ -528,7 +530,14 @@ class ConnectorSession:
             return req
 
         try:
-            resp = await self.request(make)
+            if isinstance(idem, LookupIdempotency) and not update:
+                created = await self._create_with_lookup(make, spec, idem, chunk[0].idempotency_key)
+                if isinstance(created, dict):
+                    return [WriteOutcome(chunk[0].idempotency_key, True,
+                                         external_id=str(created.get(op.id_field)), data=created)]
+                resp = created
+            else:
+                resp = await self.request(make)
         except VendorError as exc:
             if isinstance(idem, DuplicateIsSuccess) and exc.code in idem.codes:
                 return [WriteOutcome(r.idempotency_key, True, external_id=str(p.get(op.id_field, "")),
@@ -575,6 +584,30 @@ class ConnectorSession:
                 outcomes.append(WriteOutcome(r.idempotency_key, True, external_id=str(entity.get(op.id_field)),
                                              data=entity))
         return outcomes
+
+    async def _create_with_lookup(self, make: Callable[[], OutgoingRequest], spec: StreamSpec,
+                                  idem: LookupIdempotency, key: str) -> httpx.Response | dict[str, Any]:
+        """Create one record at a vendor without idempotency keys: after a failure that may have reached the
+        vendor (5xx, timeout), look the key up again before re-sending, so a lost reply never duplicates."""
+        deadline = time.monotonic() + self.rules.deadline_seconds
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self.request(make, max_attempts=1)
+            except ConnectorError as exc:
+                wait = exc.retry_after if isinstance(exc, RateLimited) else self._backoff(attempt)
+                if (isinstance(exc, AuthFailed) or not exc.retryable or attempt >= self.rules.max_attempts
+                        or time.monotonic() + wait > deadline):
+                    if exc.retryable:
+                        self.stats.failed_calls += 1
+                    raise
+                self.stats.retries += 1
+                self.stats.slept_seconds += wait
+                await asyncio.sleep(wait)
+                found = await self._lookup(spec, idem, key)
+                if found is not None:
+                    return found
 
     async def _lookup(self, spec: StreamSpec, idem: LookupIdempotency, key: str) -> dict[str, Any] | None:
         url = self._url(idem.path or spec.path)
