@@ -23,9 +23,12 @@ def register_session(connector_id: str, cls: type[ConnectorSession]) -> None:
 
 
 def _load_builtin() -> None:
+    from connectors.files.session import FileExchangeSession
     from connectors.mesh.session import MeshSession
 
     register_session("mesh", MeshSession)
+    for file_connector in ("sage50_files", "legacy_care_files", "recruitment_files", "taxcalc_files"):
+        register_session(file_connector, FileExchangeSession)
 
 
 def session_class(connector_id: str) -> type[ConnectorSession]:
