@@ -222,8 +222,11 @@ async def manifest_connector(app: AppContext, integ: Integration, redis: Any, po
     secrets.pop("tokens", None)
     rules = manifest.errors.model_copy(update={"deadline_seconds": min(manifest.errors.deadline_seconds,
                                                                        policy.call_deadline_seconds)})
-    overrides = {k: v for k, v in (integ.error_handling or {}).get("connector", {}).items()
-                 if k in ("max_attempts", "default_retry_after_seconds", "deadline_seconds")}
+    overrides: dict[str, Any] = {k: v for k, v in (integ.error_handling or {}).get("connector", {}).items()
+                                 if k in ("max_attempts", "default_retry_after_seconds", "deadline_seconds")}
+    backoff = (integ.error_handling or {}).get("connector", {}).get("backoff")
+    if backoff:
+        overrides["backoff"] = rules.backoff.model_copy(update=dict(backoff))
     if overrides:
         rules = rules.model_copy(update=overrides)
     allow_private = app.settings.allow_private_hosts or not app.settings.is_production

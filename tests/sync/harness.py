@@ -156,3 +156,19 @@ def xero_post(sandbox: Served, contacts: list[dict[str, Any]]) -> dict[str, Any]
 
 def run_coro(coro: Any) -> Any:
     return asyncio.get_event_loop().run_until_complete(coro)
+
+
+def repoint(db: Database, box: Any, integration_id: str, sandbox: Served) -> None:
+    """Point an integration at another sandbox (fresh tokens)."""
+    tokens = sandbox.tokens()
+    with db.session() as s:
+        integ = s.get(Integration, integration_id)
+        assert integ is not None
+        integ.connection_details = {**integ.connection_details, "base_url": sandbox.url}
+        integ.credentials_encrypted = box.encrypt({
+            "client_id": "sandbox-client", "client_secret": "sandbox-secret", "access_token": tokens["access_token"],
+            "refresh_token": tokens["refresh_token"], "expires_at": time.time() + 1700})
+        s.add(integ)
+
+
+FAST_CONNECTOR = {"connector": {"backoff": {"base_seconds": 0.02, "cap_seconds": 0.2}, "max_attempts": 10}}

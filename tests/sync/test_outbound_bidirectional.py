@@ -152,7 +152,7 @@ async def test_conflict_field_level(ctx, arq, redis_url):
             "primary_system": "external", "sync_direction": "bidirectional",
             "update_permissions": ["external", "writecarenotes"], "conflict_resolution": "field_level",
             "field_owners": {"name": "writecarenotes", "email": "external"}})
-        run, local, vendor, _ = await _conflict(ctx, arq, redis_url, sb, integ, local_email="local@example.org",
+        _run, local, vendor, _ = await _conflict(ctx, arq, redis_url, sb, integ, local_email="local@example.org",
                                                 vendor_email="vendor@example.org")
         assert local["name"] == "Name Set In WCN" and local["email"] == "vendor@example.org"
         assert vendor["Name"] == "Name Set In WCN"
@@ -163,7 +163,7 @@ async def test_conflict_manual_review(ctx, arq, redis_url):
         integ = await _bidirectional_setup(ctx, arq, redis_url, sb, {
             "primary_system": "external", "sync_direction": "bidirectional",
             "update_permissions": ["external", "writecarenotes"], "conflict_resolution": "manual_review"})
-        run, local, vendor, rid = await _conflict(ctx, arq, redis_url, sb, integ)
+        _run, local, vendor, rid = await _conflict(ctx, arq, redis_url, sb, integ)
         assert local["name"] == "Name Set In WCN" and vendor["Name"] == "Name Set In Xero"
         with ctx.db.session() as s:
             errs = s.execute(select(IntegrationError).where(IntegrationError.error_type == "conflict")).scalars().all()
