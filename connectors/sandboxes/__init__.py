@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from connectors.sandboxes import hmrc_vat, quickbooks, sage, xero
+from connectors.sandboxes import breathe_hr, hmrc_vat, quickbooks, sage, xero
 from connectors.sandboxes.common import Faults, SandboxConfig
 
 SandboxFactory = Callable[[SandboxConfig], FastAPI]
@@ -20,6 +20,7 @@ SANDBOXES: dict[str, SandboxFactory] = {
     "quickbooks": quickbooks.create_app,
     "sage_accounting": sage.create_app,
     "hmrc_vat": hmrc_vat.create_app,
+    "breathe_hr": breathe_hr.create_app,
 }
 
 
