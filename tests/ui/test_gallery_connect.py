@@ -1,0 +1,124 @@
+"""Gallery and Connect pages in NiceGUI's simulated browser, against the in-process vendor sandboxes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import ui
+from nicegui.testing import User
+
+from storage.integrations import get_integration, get_sync_settings
+from ui_helpers import connect_xero, newest_integration, sign_in
+from ui.services import services
+
+
+async def test_gallery_lists_every_category_and_honest_badges(user: User, db: Any) -> None:
+    await sign_in(user, db)
+    await user.open("/gallery")
+    for heading in ("Finance", "HR and workforce", "Healthcare", "Operations"):
+        await user.should_see(heading)
+    await user.should_see(marker="availability-available")
+    await user.should_see(marker="availability-planned")
+    await user.should_see(marker="availability-partner-only")
+    await user.should_see(marker="connect-xero")
+
+
+async def test_gallery_search_narrows_and_explains_no_match(user: User, db: Any) -> None:
+    await sign_in(user, db)
+    await user.open("/gallery")
+    user.find(marker="gallery-search").type("bamboo")
+    await user.should_see("BambooHR")
+    await user.should_not_see("QuickBooks Online")
+    user.find(marker="gallery-search").clear().type("no such vendor anywhere")
+    await user.should_see(marker="gallery-empty")
+
+
+async def test_gallery_available_only_switch_hides_planned(user: User, db: Any) -> None:
+    await sign_in(user, db)
+    await user.open("/gallery")
+    await user.should_see(marker="availability-planned")
+    user.find(marker="gallery-available-only").click()
+    await user.should_not_see(marker="availability-planned")
+    await user.should_see(marker="connect-xero")
+
+
+async def test_connect_unknown_and_unbuilt_systems_say_why(user: User, db: Any) -> None:
+    await sign_in(user, db)
+    await user.open("/connect/not_a_vendor")
+    await user.should_see(marker="connect-unknown")
+    await user.open("/connect/freeagent")
+    await user.should_see(marker="connect-unavailable")
+
+
+async def test_connect_xero_runs_the_oauth_redirect_and_stores_encrypted_tokens(user: User, db: Any) -> None:
+    await sign_in(user, db)
+    integration_id = await connect_xero(user, db)
+    await user.should_see("Organisation: Willow Court Care Home Ltd")
+    with db.session() as s:
+        row = get_integration(s, integration_id=integration_id)
+        assert row.connection_details["environment"] == "sandbox"
+        assert row.connection_details["tenant_id"]
+        assert "access_token" not in row.credentials_encrypted  # encrypted, not plain JSON
+    creds = services().box.decrypt(row.credentials_encrypted)
+    assert creds["access_token"] and creds["refresh_token"]
+
+
+async def test_connect_form_requires_a_name(user: User, db: Any) -> None:
+    await sign_in(user, db)
+    await user.open("/connect/xero")
+    user.find(marker="connect-name").clear()
+    user.find(marker="connect-submit").click()
+    await user.should_see("Please fill in: Name for this connection.")
+
+
+async def test_oauth_callback_rejects_a_state_it_did_not_start(user: User, db: Any) -> None:
+    await sign_in(user, db)
+    await user.open("/oauth/callback?code=abc&state=forged")
+    await user.should_see(marker="oauth-problem")
+    await user.should_see("This sign-in link is not one CareHub started")
+
+
+async def test_oauth_callback_reports_a_refusal(user: User, db: Any) -> None:
+    await sign_in(user, db)
+    await user.open("/oauth/callback?error=access_denied&error_description=The+user+said+no")
+    await user.should_see(marker="oauth-problem")
+
+
+async def test_api_key_is_a_write_only_password_field_and_a_wrong_key_is_explained(user: User, db: Any) -> None:
+    await sign_in(user, db)
+    await user.open("/connect/bamboohr")
+    key_box = user.find(marker="field-api_key").elements.pop()
+    assert isinstance(key_box, ui.input)
+    assert key_box.props.get("type") == "password"
+    user.find(marker="field-company_domain").type("willowcourt")
+    user.find(marker="field-time_off_start").type("2026-01-01")
+    user.find(marker="field-time_off_end").type("2026-12-31")
+    user.find(marker="field-api_key").type("definitely-not-the-key")
+    user.find(marker="connect-submit").click()
+    await user.should_see("Problem: BambooHR", retries=100)  # "did not accept the credentials" once its sandbox is mounted
+    integration_id = newest_integration(db)
+    # The saved key is never put back into any input on the page.
+    assert user.client is not None
+    for element in user.client.elements.values():
+        assert "definitely-not-the-key" not in str(getattr(element, "value", ""))
+    with db.session() as s:
+        assert "definitely-not-the-key" not in get_integration(s, integration_id=integration_id).credentials_encrypted
+
+
+async def test_choosing_data_types_goes_to_the_designer(user: User, db: Any) -> None:
+    await sign_in(user, db)
+    integration_id = await connect_xero(user, db)
+    user.find(marker="stream-invoices").click()
+    user.find(marker="continue-mapping").click()
+    await user.should_see("Map fields", retries=100)
+    with db.session() as s:
+        streams = [x["stream"] for x in get_sync_settings(s, integration_id=integration_id).streams]
+    assert streams == ["contacts", "invoices"]
+
+
+async def test_no_data_type_chosen_is_refused(user: User, db: Any) -> None:
+    await sign_in(user, db)
+    await connect_xero(user, db)
+    user.find(marker="stream-contacts").click()  # untick the default
+    user.find(marker="continue-mapping").click()
+    await user.should_see("Tick at least one kind of record.")
