@@ -13,6 +13,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from app.api import api_app
 from app.context import AppContext, get_context
+from app.webhooks_in import webhooks_app
 from ui import services as ui_services
 from ui.pages import register_all
 
@@ -45,6 +46,7 @@ def configure(ctx: AppContext | None = None) -> AppContext:
         public_url=f"http://{ctx.settings.host}:{ctx.settings.port}", enqueue_run=_enqueue_run()))
     register_all()
     nicegui_app.mount("/api/v1", api_app)  # FastAPI sub-app: its own OpenAPI and /docs
+    nicegui_app.mount("/webhooks", webhooks_app)  # inbound vendor webhooks (signature-verified)
     nicegui_app.add_middleware(AuthMiddleware)
     if ctx.settings.sandboxes_enabled:
         _mount_sandboxes()

@@ -44,15 +44,18 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 def job_functions() -> list[JobFunction]:
     """Every job function the worker runs (the sync engine adds its own here)."""
     from app.sync_jobs import sync_job_functions
+    from app.webhooks_out import webhook_job_functions
 
-    return [heartbeat, *sync_job_functions()]
+    return [heartbeat, *sync_job_functions(), *webhook_job_functions()]
 
 
 def cron_jobs() -> list[CronJob]:
     """Periodic jobs: heartbeat every 15 seconds; the sync scheduler and reaper."""
     from app.sync_jobs import sync_cron_jobs
+    from app.webhooks_out import webhook_cron_jobs
 
-    return [cron(heartbeat, second={0, 15, 30, 45}, run_at_startup=False), *sync_cron_jobs()]  # type: ignore[arg-type]
+    return [cron(heartbeat, second={0, 15, 30, 45}, run_at_startup=False),  # type: ignore[arg-type]
+            *sync_cron_jobs(), *webhook_cron_jobs()]
 
 
 class WorkerSettings:
