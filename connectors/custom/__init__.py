@@ -4,19 +4,25 @@ Importing this package registers them:
 
 * paginators ``json_body`` (offset paging and a ``since`` filter inside a JSON request body: Deputy's
   resource QUERY, BambooHR's custom report) and ``id_list`` (one GET per id from the connection's
-  settings: NHS PDS ``/Patient/{nhsNumber}``);
+  settings: NHS PDS ``/Patient/{nhsNumber}``) and ``rolling_window`` (a date window around today with
+  offset paging inside it: RotaCloud shifts, When I Work, Planday);
 * auth ``slack_oauth_v2`` (Slack OAuth v2 with token rotation; errors come as HTTP 200 ``ok: false``).
 """
 
 from __future__ import annotations
 
 from connectors.auth import register_auth
+from connectors.custom.ops_paginators import NextLinkSincePaginator, PathPagePaginator
 from connectors.custom.paginators import IdListPaginator, JsonBodyPaginator
 from connectors.custom.slack_auth import SlackOAuthV2Authenticator, slack_oauth_v2
+from connectors.custom.windows import RollingWindowPaginator
 from connectors.paginators import register_paginator
 
 register_paginator("json_body", JsonBodyPaginator)
 register_paginator("id_list", IdListPaginator)
+register_paginator("next_link_since", NextLinkSincePaginator)
+register_paginator("path_page", PathPagePaginator)
+register_paginator("rolling_window", RollingWindowPaginator)
 register_auth("slack_oauth_v2", slack_oauth_v2)
 
-__all__ = ["IdListPaginator", "JsonBodyPaginator", "SlackOAuthV2Authenticator"]
+__all__ = ["IdListPaginator", "JsonBodyPaginator", "RollingWindowPaginator", "SlackOAuthV2Authenticator"]
