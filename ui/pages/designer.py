@@ -312,7 +312,8 @@ class Designer:
                     with ui.row().classes("items-center justify-between w-full no-wrap gap-2"):
                         ui.button(s.name, icon="drag_indicator", on_click=lambda n=s.name: self.click_source(n)).props(
                             f'flat dense no-caps align=left aria-pressed={"true" if selected else "false"} '
-                            f'aria-label="{_attr("Choose " + s.name)}"').classes("font-mono text-left")
+                            f'aria-label="{_attr("Choose " + s.name)}"').classes("font-mono text-left").mark(
+                            f"pick:{s.name}")
                         ui.label(first_sample(self.samples, s)).classes("text-sm text-slate-700 truncate").props(
                             'title="Sample value"')
                     ui.label(s.description).classes("text-xs text-slate-700")
@@ -347,8 +348,8 @@ class Designer:
             zone.on("dragover.prevent", js_handler="(e) => { e.dataTransfer.dropEffect = 'copy'; "
                                                    "e.currentTarget.classList.add('bg-teal-50'); }")
             zone.on("dragleave", js_handler="(e) => e.currentTarget.classList.remove('bg-teal-50')")
-            zone.on("drop.prevent", lambda e, p=t.path: self.drop(p, e.args),
-                    js_handler="(e) => { e.currentTarget.classList.remove('bg-teal-50'); "
+            zone.on("drop", lambda e, p=t.path: self.drop(p, e.args),
+                    js_handler="(e) => { e.preventDefault(); e.currentTarget.classList.remove('bg-teal-50'); "
                                "emit(e.dataTransfer.getData('text/plain')); }")
             with ui.row().classes("items-center justify-between w-full no-wrap gap-2"):
                 with ui.row().classes("items-center gap-2"):

@@ -1,0 +1,168 @@
+"""The designer in the simulated browser: drag, click-to-map, suggestions, transforms, explanation,
+required flags, preview with per-field errors, versions with diff and restore, Advanced mode, and text safety."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import ui
+from nicegui.testing import User
+from ui_helpers import connect_xero, sign_in
+
+from storage.integrations import design_history, update_integration
+from ui.services import services
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+async def open_designer(user: User, db: Any, name: str = "Xero for Willow Court") -> str:
+    await sign_in(user, db)
+    integration_id = await connect_xero(user, db, name)
+    user.find(marker="continue-mapping").click()
+    await user.should_see(marker="tgt:name", retries=100)
+    return integration_id
+
+
+async def test_drag_a_source_field_onto_a_target(user: User, db: Any) -> None:
+    await open_designer(user, db)
+    await user.should_see(marker="required-missing")
+    user.find(marker="src:Name").trigger("dragstart")
+    user.find(marker="tgt:name").trigger("drop")
+    await user.should_see(marker="mapped:name")
+    await user.should_see("Filled from Name")
+    await user.should_see(marker="required-ok")
+
+
+async def test_drop_carries_the_source_from_the_browser(user: User, db: Any) -> None:
+    await open_designer(user, db)
+    # What the browser's drop handler emits: the dragged field's index from dataTransfer.
+    user.find(marker="tgt:email").trigger("drop", "src:4")
+    await user.should_see(marker="mapped:email")
+    await user.should_see("Filled from EmailAddress")
+
+
+async def test_click_then_put_here_maps_without_a_mouse_drag(user: User, db: Any) -> None:
+    await open_designer(user, db)
+    await user.should_not_see(marker="put:accountNumber")
+    user.find(marker="pick:AccountNumber").click()
+    await user.should_see(marker="put:accountNumber")
+    user.find(marker="put:accountNumber").click()
+    await user.should_see(marker="mapped:accountNumber")
+    await user.should_not_see(marker="put:name")  # the selection is used up
+
+
+async def test_explanation_updates_live_and_remove_unmaps(user: User, db: Any) -> None:
+    await open_designer(user, db)
+    await user.should_see("Nothing is mapped yet.")
+    user.find(marker="tgt:name").trigger("drop", "src:1")
+    await user.should_see("Xero's Name becomes the contact's name")
+    await user.should_see("This integration copies Xero contacts into WriteCareNotes")
+    user.find(marker="unmap:name").click()
+    await user.should_see("Nothing is mapped yet.")
+    await user.should_see(marker="required-missing")
+
+
+async def test_suggestions_accept_one_then_all(user: User, db: Any) -> None:
+    await open_designer(user, db)
+    await user.should_see(marker="suggestions")
+    user.find(marker="accept:name").click()
+    await user.should_see(marker="mapped:name")
+    await user.should_not_see(marker="accept:name")
+    user.find(marker="accept-all").click()
+    await user.should_see(marker="mapped:email")
+    await user.should_see(marker="mapped:accountNumber")
+    await user.should_not_see(marker="suggestions")
+
+
+async def test_transform_picker_shows_description_and_example(user: User, db: Any) -> None:
+    await open_designer(user, db)
+    user.find(marker="tgt:name").trigger("drop", "src:1")
+    await user.should_see(marker="transform:name")
+    picker = user.find(marker="transform:name").elements.pop()
+    assert isinstance(picker, ui.select)
+    assert "Changes the text to CAPITALS." in " ".join(map(str, picker.options.values()))  # type: ignore[union-attr]
+    with user:
+        picker.value = "upper"
+    await user.should_see('Example: "sw1a 1aa" becomes "SW1A 1AA"')
+    await user.should_see("in capitals")
+
+
+async def test_save_versions_diff_and_restore(user: User, db: Any) -> None:
+    integration_id = await open_designer(user, db)
+    user.find(marker="save-design").click()
+    await user.should_see("Fill these before saving: Name")
+    user.find(marker="tgt:name").trigger("drop", "src:1")
+    user.find(marker="save-comment").type("first cut")
+    user.find(marker="save-design").click()
+    await user.should_see("Saved version: 1")
+    user.find(marker="tgt:email").trigger("drop", "src:4")
+    user.find(marker="save-design").click()
+    await user.should_see("Saved version: 2")
+    await user.should_see(marker="restore-1")
+    user.find(marker="restore-1").click()
+    await user.should_see("Saved version: 3")
+    await user.should_not_see(marker="mapped:email")
+    with db.session() as s:
+        history = design_history(s, integration_id=integration_id, stream="contacts", care_type="Contact")
+    assert [h.version for h in history] == [3, 2, 1]
+    assert [m["targetField"] for m in history[0].design["mappings"]] == ["name"]
+    assert history[1].comment == "" and history[2].comment == "first cut"
+
+
+async def test_version_diff_is_described_in_words(user: User, db: Any) -> None:
+    await open_designer(user, db)
+    user.find(marker="tgt:name").trigger("drop", "src:1")
+    user.find(marker="save-design").click()
+    await user.should_see("Saved version: 1")
+    user.find(marker="tgt:email").trigger("drop", "src:4")
+    await user.open(user.back_history[-1])  # reload: the saved version is loaded again
+    user.find(marker="tgt:email").trigger("drop", "src:4")
+    user.find(marker="advanced-switch").click()
+    # the versions tab compares the saved version with what is on screen
+    await user.should_see(marker="diff-1")
+
+
+async def test_preview_shows_before_after_and_errors_in_place(user: User, db: Any) -> None:
+    await open_designer(user, db)
+    user.find(marker="tgt:name").trigger("drop", "src:1")
+    user.find(marker="tgt:email").trigger("drop", "src:5")  # AccountNumber is not an email address
+    user.find(marker="run-preview").click()
+    await user.should_see(marker="preview-summary")
+    await user.should_see("10 sample records")
+    await user.should_see(marker="preview-error-1-email")
+    await user.should_see("is not a valid e-mail address")
+    await user.should_see("new record in WriteCareNotes")
+
+
+async def test_advanced_switch_reveals_expressions(user: User, db: Any) -> None:
+    await open_designer(user, db)
+    await user.should_not_see(marker="expr:name")
+    user.find(marker="advanced-switch").click()
+    await user.should_see(marker="expr:name")
+    user.find(marker="expr:name").type("Name")
+    await user.should_see("A value worked out from Xero's record (advanced expression) becomes the contact's name")
+
+
+async def test_fixed_value_fills_a_required_field(user: User, db: Any) -> None:
+    await open_designer(user, db)
+    user.find(marker="fixed:name").type("Resident family")
+    await user.should_see(marker="required-ok")
+    await user.should_see("Always Resident family")
+
+
+async def test_user_text_is_shown_literally(user: User, db: Any) -> None:
+    integration_id = await open_designer(user, db)
+    with db.session() as s:
+        update_integration(s, box=services().box, actor="test", integration_id=integration_id, name=XSS)
+    await user.open(f"/integrations/{integration_id}/design/contacts")
+    await user.should_see(f"{XSS}: Contacts → Contact in WriteCareNotes")
+    assert not any(type(e).__name__ in ("Html", "Markdown") for e in user.client.elements.values())  # type: ignore[union-attr]
+
+
+async def test_missing_integration_and_unknown_stream(user: User, db: Any) -> None:
+    await sign_in(user, db)
+    await user.open("/integrations/" + "0" * 32 + "/design/contacts")
+    await user.should_see(marker="designer-missing")
+    integration_id = await connect_xero(user, db)
+    await user.open(f"/integrations/{integration_id}/design/nonsense")
+    await user.should_see(marker="designer-bad-stream")
