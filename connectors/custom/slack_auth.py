@@ -38,7 +38,8 @@ class SlackOAuthV2Authenticator(OAuth2AuthorizationCodeAuthenticator):
             raise AuthFailed(f"Slack token endpoint answered {resp.status_code} without JSON") from None
         if not isinstance(body, dict) or body.get("ok") is not True or not body.get("access_token"):
             error = body.get("error") if isinstance(body, dict) else None
-            raise AuthFailed(f"Slack refused the token refresh: {error or 'no access token'}", status=resp.status_code)
+            reason = error or f"HTTP {resp.status_code} without an access token"
+            raise AuthFailed(f"Slack refused the token refresh: {reason}", status=resp.status_code)
         now = time.time()
         tokens: dict[str, Any] = {"access_token": body["access_token"], "token_type": body.get("token_type", "bot"),
                                   "obtained_at": now}
