@@ -23,6 +23,7 @@ def register_session(connector_id: str, cls: type[ConnectorSession]) -> None:
 
 
 def _load_builtin() -> None:
+    import connectors.banking.obie  # noqa: F401  (registers the ``obie`` custom auth)
     from connectors.files.session import FileExchangeSession
     from connectors.mesh.session import MeshSession
 

@@ -1,0 +1,172 @@
+"""OBIE authentication and the account-access consent flow.
+
+* :class:`ObieAuthenticator` (``auth: {type: custom, name: obie}``): the authorization-code authenticator of
+  the framework (refresh ahead of expiry, one refresh on a 401), with ``private_key_jwt`` client
+  authentication (PS256) at the token endpoint and the FAPI headers on every call
+  (``x-fapi-interaction-id``, ``x-fapi-auth-date``, ``x-fapi-customer-ip-address``) plus the bank profile's
+  extra headers (Lloyds ``x-lbg-channel``).
+* :func:`create_consent`, :func:`authorization_url`, :func:`complete_authorisation`: the Connect flow
+  (client-credentials token → ``POST /account-access-consents`` → PSU authorises at the bank with a
+  request object naming the consent → code exchange).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import jwt
+
+from connectors.auth import (
+    AuthContext,
+    OAuth2AuthorizationCodeAuthenticator,
+    OutgoingRequest,
+    register_auth,
+)
+from connectors.banking.profiles import profile_for
+from connectors.errors import AuthFailed, VendorError
+from connectors.manifest import CustomAuth, OAuth2AuthorizationCode
+from connectors.runtime import ConnectorSession
+
+AIS_PREFIX = "/open-banking/v3.1/aisp"
+DEFAULT_PERMISSIONS = ("ReadAccountsDetail", "ReadBalances", "ReadTransactionsCredits", "ReadTransactionsDebits",
+                       "ReadTransactionsDetail")
+
+
+def client_assertion(client_id: str, audience: str, private_key: str, kid: str = "") -> str:
+    """A ``private_key_jwt`` client assertion (PS256, 5 minutes)."""
+    now = int(time.time())
+    claims = {"iss": client_id, "sub": client_id, "aud": audience, "jti": str(uuid.uuid4()), "iat": now,
+              "exp": now + 300}
+    try:
+        return jwt.encode(claims, private_key, algorithm="PS256", headers={"kid": kid} if kid else None)
+    except (ValueError, TypeError, jwt.PyJWTError) as exc:
+        raise AuthFailed(f"cannot sign the client assertion: {exc}") from exc
+
+
+class ObieAuthenticator(OAuth2AuthorizationCodeAuthenticator):
+    """Authorization code + refresh, ``private_key_jwt`` client auth and FAPI headers."""
+
+    def __init__(self, spec: CustomAuth, ctx: AuthContext) -> None:
+        opts = spec.options
+        inner = OAuth2AuthorizationCode(type="oauth2_authorization_code", scopes=list(opts.get("scopes", ["accounts"])),
+                                        refresh_margin_seconds=int(opts.get("refresh_margin_seconds", 60)))
+        super().__init__(inner, ctx)
+        self.profile = profile_for(ctx.config.get("environment"))
+
+    def _client_auth(self, data: dict[str, str]) -> dict[str, str]:
+        s = self.ctx.secrets
+        data["client_id"] = str(s.get("client_id", ""))
+        data["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        data["client_assertion"] = client_assertion(str(s.get("client_id", "")), str(self.ctx.token_url or ""),
+                                                    str(s.get("private_key", "")), str(s.get("kid", "")))
+        return {}
+
+    def fapi_headers(self) -> dict[str, str]:
+        """Headers every AIS call carries."""
+        headers = {"x-fapi-interaction-id": str(uuid.uuid4())}
+        cfg = self.ctx.config
+        if cfg.get("psu_last_logged_in"):
+            headers["x-fapi-auth-date"] = str(cfg["psu_last_logged_in"])
+        if cfg.get("psu_ip_address"):
+            headers["x-fapi-customer-ip-address"] = str(cfg["psu_ip_address"])
+        if self.profile is not None:
+            headers.update(self.profile.extra_headers)
+        return headers
+
+    async def apply(self, request: OutgoingRequest) -> None:
+        """Bearer token (refreshed ahead of expiry) plus the FAPI and profile headers."""
+        await super().apply(request)
+        for key, value in self.fapi_headers().items():
+            request.headers.setdefault(key, value)
+
+    async def client_credentials_token(self) -> str:
+        """A TPP token (``client_credentials``, scope ``accounts``) for the consent endpoints."""
+        data = {"grant_type": "client_credentials", "scope": "accounts"}
+        tokens = await self._token_request(data, self._client_auth(data))
+        return str(tokens["access_token"])
+
+
+register_auth("obie", lambda spec, ctx: ObieAuthenticator(spec, ctx))
+
+
+def _obie(session: ConnectorSession) -> ObieAuthenticator:
+    if not isinstance(session.auth, ObieAuthenticator):
+        raise AuthFailed(f"{session.manifest.id} does not use OBIE authentication")
+    return session.auth
+
+
+def _raise_for(resp: httpx.Response) -> None:
+    if resp.status_code < 400:
+        return
+    try:
+        body = resp.json()
+    except ValueError:
+        body = {}
+    errors = body.get("Errors") if isinstance(body, dict) else None
+    if errors:
+        msg = "; ".join(f"{e.get('ErrorCode')}: {e.get('Message')}" for e in errors if isinstance(e, dict))
+        raise VendorError(resp.status_code, msg, code=str(errors[0].get("ErrorCode")))
+    raise VendorError(resp.status_code, resp.text[:300] or resp.reason_phrase)
+
+
+async def create_consent(session: ConnectorSession, permissions: Sequence[str] = DEFAULT_PERMISSIONS, *,
+                         transaction_from: str | None = None, expires: str | None = None) -> dict[str, Any]:
+    """``POST /account-access-consents`` with a TPP token; returns the consent's ``Data`` (``ConsentId``...)."""
+    auth = _obie(session)
+    token = await auth.client_credentials_token()
+    data: dict[str, Any] = {"Permissions": list(permissions)}
+    if transaction_from:
+        data["TransactionFromDateTime"] = transaction_from
+    if expires:
+        data["ExpirationDateTime"] = expires
+    resp = await session.client.post(f"{session.base_url}{AIS_PREFIX}/account-access-consents",
+                                     json={"Data": data, "Risk": {}},
+                                     headers={"Authorization": f"Bearer {token}", **auth.fapi_headers()})
+    _raise_for(resp)
+    consent: dict[str, Any] = resp.json()["Data"]
+    return consent
+
+
+def authorization_url(session: ConnectorSession, consent_id: str, redirect_uri: str, *, state: str | None = None,
+                      nonce: str | None = None) -> str:
+    """Where to send the PSU: the bank's authorize endpoint with a signed request object for the consent."""
+    auth = _obie(session)
+    envs = session.manifest.environments
+    env = envs.get(str(session.config.get("environment", "production")))
+    if env is None or env.base_url.rstrip("/") != session.base_url:
+        env = envs.get("sandbox") if "sandbox" in envs else env  # a base-URL override means a local sandbox
+    authorize = (env.authorize_url if env else None) or ""
+    if "://" not in authorize:
+        authorize = session.base_url + authorize
+    s = session.secrets
+    client_id = str(s.get("client_id", ""))
+    nonce = nonce or secrets.token_hex(4)  # Lloyds accepts at most 8 characters
+    state = state or secrets.token_urlsafe(12)
+    intent = {"value": consent_id, "essential": True}
+    claims = {"iss": client_id, "aud": authorize.split("/as/")[0] if "/as/" in authorize else authorize,
+              "response_type": "code id_token", "client_id": client_id, "redirect_uri": redirect_uri,
+              "scope": "openid accounts", "state": state, "nonce": nonce, "max_age": 86400,
+              "exp": int(time.time()) + 300,
+              "claims": {"userinfo": {"openbanking_intent_id": intent},
+                         "id_token": {"openbanking_intent_id": intent,
+                                      "acr": {"essential": True, "values": ["urn:openbanking:psd2:sca",
+                                                                            "urn:openbanking:psd2:ca"]}}}}
+    request_object = jwt.encode(claims, str(s.get("private_key", "")), algorithm="PS256",
+                                headers={"kid": str(s.get("kid", ""))} if s.get("kid") else None)
+    del auth
+    query = {"response_type": "code id_token", "client_id": client_id, "redirect_uri": redirect_uri,
+             "scope": "openid accounts", "state": state, "nonce": nonce, "request": request_object}
+    return f"{authorize}?{urlencode(query)}"
+
+
+async def complete_authorisation(session: ConnectorSession, code: str, redirect_uri: str) -> Mapping[str, Any]:
+    """Exchange the code the bank redirected back with; tokens are saved in the session's token store."""
+    tokens = await _obie(session).exchange_code(code, redirect_uri)
+    return {**tokens, "authorised_at": datetime.now(UTC).isoformat()}

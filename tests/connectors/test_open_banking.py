@@ -1,0 +1,205 @@
+"""Open Banking AIS connector against the OBIE sandbox: consent flow, paging, increments, errors, profiles,
+and requests/replies checked against the OBIE OpenAPI schemas (vendor-specs/open-banking)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import jsonschema
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import FastAPI
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+
+from connectors.banking.obie import authorization_url, complete_authorisation, create_consent
+from connectors.errors import ConnectorError, VendorError
+from connectors.manifest import RateLimits, load_manifest
+from connectors.runtime import ConnectorSession
+from connectors.sandboxes import open_banking as ob
+from connectors.sandboxes.common import SandboxConfig
+from connectors.sessions import open_session
+from engine.ports import OutboundRecord
+
+from .conftest import TEMPLATES, fast_rules
+
+SPEC = Path("/work/shared/vendor-specs/open-banking/account-info-openapi.yaml")
+MANIFEST = load_manifest(TEMPLATES / "open_banking.yaml")
+REDIRECT = "https://carehub.example/connect/callback"
+KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+PRIVATE_PEM = KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+PUBLIC_PEM = KEY.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+@lru_cache(maxsize=1)
+def _spec() -> dict[str, Any]:
+    return yaml.load(SPEC.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def conforms(instance: Any, schema_name: str) -> None:
+    """Validate against ``#/components/schemas/<name>`` of the OBIE OpenAPI document."""
+    if not SPEC.exists():
+        pytest.skip("vendor spec not available")
+    registry = Registry().with_resource("urn:obie", Resource.from_contents(_spec(), default_specification=DRAFT4))
+    validator = jsonschema.Draft4Validator({"$ref": f"urn:obie#/components/schemas/{schema_name}"}, registry=registry)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.path))
+    assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
+
+
+async def _control(app: FastAPI, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ob.sandbox") as c:
+        resp = await c.post(path, json=body)
+        out: dict[str, Any] = resp.json()
+        return out
+
+
+def _session(app: FastAPI, environment: str = "sandbox") -> ConnectorSession:
+    return open_session(MANIFEST, {"environment": environment, "psu_ip_address": "203.0.113.7"},
+                        {"client_id": ob.CLIENT_ID, "private_key": PRIVATE_PEM, "kid": "carehub-signing-1"},
+                        base_url="http://ob.sandbox", transport=httpx.ASGITransport(app=app),
+                        connection_id=f"ob-{environment}-{id(app)}", error_rules=fast_rules(MANIFEST),
+                        rate_limits=RateLimits())
+
+
+async def _connect(app: FastAPI, s: ConnectorSession) -> str:
+    """Consent → PSU authorisation (sandbox approves) → code exchange. Returns the consent id."""
+    consent = await create_consent(s, transaction_from="2024-01-01T00:00:00+00:00")
+    assert consent["Status"] == "AWAU"
+    url = authorization_url(s, consent["ConsentId"], REDIRECT, state="xyz")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ob.sandbox") as c:
+        resp = await c.get(url)
+    assert resp.status_code == 302
+    back = parse_qs(urlsplit(resp.headers["location"]).query)
+    assert back["state"] == ["xyz"]
+    await complete_authorisation(s, back["code"][0], REDIRECT)
+    return str(consent["ConsentId"])
+
+
+@pytest.fixture
+async def bank() -> FastAPI:
+    app = ob.create_app(SandboxConfig(records=60))
+    await _control(app, "/_sandbox/ob/register-client", {"public_key_pem": PUBLIC_PEM})
+    return app
+
+
+async def test_consent_flow_then_accounts_balances_and_every_transaction_page(bank: FastAPI) -> None:
+    async with _session(bank) as s:
+        consent_id = await _connect(bank, s)
+        assert bank.state.sandbox.extra["consents"][consent_id].status == "AUTH"
+        conforms(bank.state.sandbox.extra["last_consent_body"], "OBReadConsent1")
+        accounts = [r async for p in s.read("accounts") for r in p.records]
+        assert [a.external_id for a in accounts] == ["acc-001", "acc-002", "acc-003"]
+        balances = [r async for p in s.read("balances") for r in p.records]
+        assert {b.external_id for b in balances} >= {"acc-001-ITBD", "acc-001-ITAV"}
+        pages = [p async for p in s.read("transactions")]
+        assert len(pages) == 8  # 180 transactions, 25 a page, followed through Links.Next
+        txs = [r for p in pages for r in p.records]
+        assert len(txs) == 180 and len({t.external_id for t in txs}) == 180
+        assert s.stats.requests == 8 + 2  # no page fetched twice
+        t = txs[0].data
+        assert t["Amount"]["Currency"] == "GBP" and t["Status"] == "BOOK"
+        assert pages[-1].checkpoint == {"since": max(x.updated_at for x in txs if x.updated_at).isoformat()}
+        with pytest.raises(ConnectorError, match="read-only"):
+            await s.write("transactions", [OutboundRecord("k", {"Amount": {"Amount": "1.00"}})])
+
+
+async def test_incremental_read_asks_from_the_last_booking_time(bank: FastAPI) -> None:
+    async with _session(bank) as s:
+        await _connect(bank, s)
+        first = [p async for p in s.read("transactions")]
+        cp = first[-1].checkpoint
+        await _control(bank, "/_sandbox/ob/post-transaction", {"account_id": "acc-002", "amount": 1320.0,
+                                                                "information": "KENT CC CARE FEES"})
+        later = [r async for p in s.read("transactions", cp) for r in p.records]
+    ids = [r.external_id for r in later]
+    assert "acc-002-tx-000061" in ids
+    assert len(later) <= 3  # the boundary transaction (inclusive filter) plus the new one; upserts absorb it
+    seen = bank.state.sandbox.extra["requests"][-1]
+    assert seen["x-fapi-customer-ip-address"] == "203.0.113.7" and seen["x-fapi-interaction-id"]
+
+
+async def test_sandbox_replies_conform_to_the_obie_schemas(bank: FastAPI) -> None:
+    async with _session(bank) as s:
+        await _connect(bank, s)
+        for path, schema in (("/accounts", "OBReadAccount6"), ("/balances", "OBReadBalance1"),
+                             ("/transactions?page=2", "OBReadTransaction6"),
+                             ("/accounts/acc-003/transactions?fromBookingDateTime=2024-01-05T00:00:00",
+                              "OBReadTransaction6")):
+            resp = await s.request(lambda p=path: _get(s, p))  # type: ignore[misc]
+            body = resp.json()
+            conforms(body, schema)
+            assert resp.headers["x-fapi-interaction-id"]
+        consents = bank.state.sandbox.extra["consents"]
+        cid = next(iter(consents))
+        resp = await s.request(lambda: _get(s, f"/account-access-consents/{cid}"))
+        conforms(resp.json(), "OBReadConsentResponse1")
+
+
+def _get(s: ConnectorSession, path: str) -> Any:
+    from connectors.auth import OutgoingRequest
+
+    return OutgoingRequest("GET", f"{s.base_url}/open-banking/v3.1/aisp{path}")
+
+
+async def test_errors_arrive_in_the_obie_envelope_and_throttling_is_retried(bank: FastAPI) -> None:
+    async with _session(bank) as s:
+        consent_id = await _connect(bank, s)
+        with pytest.raises(VendorError) as bad:
+            await s.request(lambda: _get(s, "/transactions?fromBookingDateTime=last-tuesday"))
+        assert bad.value.status == 400 and "DT01" in bad.value.vendor_message and "not an ISO 8601" in bad.value.vendor_message
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=bank), base_url="http://ob.sandbox") as c:
+            raw = await c.get("/open-banking/v3.1/aisp/transactions?fromBookingDateTime=x",
+                              headers={"Authorization": f"Bearer {(await s.token_store.load(s.connection_id) or {})['access_token']}"})
+        conforms(raw.json(), "OBErrorResponse1")
+        await _control(bank, "/_sandbox/faults", {"storm_429": 2, "retry_after": "0"})
+        accounts = [r async for p in s.read("accounts") for r in p.records]
+        assert len(accounts) == 3 and s.stats.throttled == 2
+        # The PSU withdraws consent at the bank: reads fail with the bank's own reason.
+        bank.state.sandbox.extra["consents"][consent_id].status = "CANC"
+        with pytest.raises(VendorError) as gone:
+            [r async for p in s.read("accounts") for r in p.records]
+        assert gone.value.status == 403 and "not authorised (CANC)" in gone.value.vendor_message
+        result = await s.test_connection()
+        assert not result.ok and "CANC" in result.reason
+
+
+async def test_an_expired_access_token_is_refreshed_once(bank: FastAPI) -> None:
+    async with _session(bank) as s:
+        await _connect(bank, s)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=bank), base_url="http://ob.sandbox") as c:
+            await c.post("/_sandbox/expire-tokens")
+        accounts = [r async for p in s.read("accounts") for r in p.records]
+        assert len(accounts) == 3 and s.stats.refreshes == 1
+        assert bank.state.sandbox.token_grants.get("refresh_token") == 1
+
+
+async def test_bank_profiles_add_their_headers_and_the_client_assertion_is_checked(bank: FastAPI) -> None:
+    async with _session(bank, environment="lloyds") as s:
+        await _connect(bank, s)
+        [r async for p in s.read("accounts") for r in p.records]
+    assert bank.state.sandbox.extra["requests"][-1]["x-lbg-channel"] == "RC"
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    forged = open_session(MANIFEST, {"environment": "sandbox"}, {"client_id": ob.CLIENT_ID, "private_key": other},
+                          base_url="http://ob.sandbox", transport=httpx.ASGITransport(app=bank),
+                          connection_id="ob-forged", error_rules=fast_rules(MANIFEST), rate_limits=RateLimits())
+    async with forged:
+        with pytest.raises(ConnectorError, match=r"invalid_client|Signature"):
+            await create_consent(forged)
+
+
+@pytest.mark.parametrize("bank_id", ["barclays", "hsbc", "lloyds", "natwest"])
+def test_every_bank_profile_has_an_environment(bank_id: str) -> None:
+    from connectors.banking.profiles import PROFILES
+
+    env = MANIFEST.environments[bank_id]
+    assert env.base_url.startswith("https://") and env.token_url and env.token_url.startswith("https://")
+    assert PROFILES[bank_id].name
