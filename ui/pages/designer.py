@@ -180,6 +180,7 @@ class Designer:
         self.explanation.refresh()
         self.status_area.refresh()
         self.suggestions.refresh()
+        self.versions_panel.refresh()
 
     def _toggle_advanced(self, e: Any) -> None:
         self.advanced = bool(e.value)
