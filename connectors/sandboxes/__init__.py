@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from connectors.sandboxes import breathe_hr, hmrc_vat, quickbooks, rotacloud, sage, xero
+from connectors.sandboxes import breathe_hr, brightpay, hmrc_vat, quickbooks, rotacloud, sage, xero
 from connectors.sandboxes.common import Faults, SandboxConfig
 
 SandboxFactory = Callable[[SandboxConfig], FastAPI]
@@ -22,6 +22,7 @@ SANDBOXES: dict[str, SandboxFactory] = {
     "hmrc_vat": hmrc_vat.create_app,
     "breathe_hr": breathe_hr.create_app,
     "rotacloud": rotacloud.create_app,
+    "brightpay": brightpay.create_app,
 }
 
 
