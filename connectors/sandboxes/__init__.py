@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from connectors.sandboxes import breathe_hr, brightpay, hmrc_vat, quickbooks, rotacloud, sage, xero
 from connectors.sandboxes.common import Faults, SandboxConfig
+from connectors.sandboxes.operations import OPERATIONS_SANDBOXES
 
 SandboxFactory = Callable[[SandboxConfig], FastAPI]
 
@@ -24,6 +25,7 @@ SANDBOXES: dict[str, SandboxFactory] = {
     "rotacloud": rotacloud.create_app,
     "brightpay": brightpay.create_app,
 }
+SANDBOXES.update(OPERATIONS_SANDBOXES)
 
 
 def mount_sandboxes(app: FastAPI, prefix: str = "/sandbox", config: SandboxConfig | None = None,

@@ -1,0 +1,83 @@
+"""Paginators of the operations connectors that the closed manifest vocabulary cannot express.
+
+* ``next_link_since``: follow a server-driven next link (Microsoft Graph ``@odata.nextLink``) and put the
+  incremental cursor into a filter parameter of the *first* request only (Graph delta
+  ``$filter=lastModifiedDateTime gt <since>``); later pages carry the filter inside the link.
+* ``path_page``: the page number is the last segment of the path (Unleashed ``/Products/2``), with the page
+  size and the page count in the body (``Pagination.NumberOfPages``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import jmespath
+
+from connectors.auth import OutgoingRequest
+from connectors.paginators import Paginator
+
+
+class NextLinkSincePaginator(Paginator):
+    """Follow ``next_path`` links; the first request carries the page size and the ``since`` filter.
+
+    Options:
+        next_path: JMESPath of the next link in the body (default ``"@odata.nextLink"``).
+        page_size_param: query parameter of the page size on the first request (``$top``).
+        since_param / since_value: the filter parameter and its value with ``{since}`` where the cursor goes.
+    """
+
+    type_name = "next_link_since"
+
+    @property
+    def _opts(self) -> dict[str, Any]:
+        return dict(self.spec.options)
+
+    def prepare(self, request: OutgoingRequest) -> None:
+        if self._apply_next_url(request):
+            return
+        opts = self._opts
+        if opts.get("page_size_param"):
+            request.params[str(opts["page_size_param"])] = str(self.spec.page_size)
+        if self.since and opts.get("since_param"):
+            value = str(opts.get("since_value", "{since}")).replace("{since}", self.since)
+            request.params[str(opts["since_param"])] = value
+
+    def advance(self, request: OutgoingRequest, response: httpx.Response, body: Any, records: list[Any]) -> bool:
+        link = jmespath.search(str(self._opts.get("next_path", '"@odata.nextLink"')), body)
+        if not link or str(link) == self.pos.get("next_url"):
+            return False
+        self._follow(request, str(link))
+        return True
+
+
+class PathPagePaginator(Paginator):
+    """Page number as the last path segment (``/Products/{page}``), stopping at the body's page count.
+
+    Options:
+        page_size_param: query parameter of the page size (``pageSize``).
+        total_pages: JMESPath of the number of pages in the body (``Pagination.NumberOfPages``).
+    """
+
+    type_name = "path_page"
+
+    def initial(self) -> dict[str, Any]:
+        return {"page": 1}
+
+    def prepare(self, request: OutgoingRequest) -> None:
+        request.url = f"{request.url.rstrip('/')}/{int(self.pos['page'])}"
+        size_param = self.spec.options.get("page_size_param")
+        if size_param:
+            request.params[str(size_param)] = str(self.spec.page_size)
+
+    def advance(self, request: OutgoingRequest, response: httpx.Response, body: Any, records: list[Any]) -> bool:
+        page = int(self.pos["page"])
+        total_path = self.spec.options.get("total_pages")
+        if total_path:
+            total = jmespath.search(str(total_path), body)
+            if total is not None and page >= int(total):
+                return False
+        if len(records) < self.spec.page_size:
+            return False
+        self.pos = {"page": page + 1}
+        return True

@@ -1,0 +1,18 @@
+"""Sandboxes of the operations connectors (communication, inventory, maintenance, transport, procurement).
+
+Kept in one small registry merged into :data:`connectors.sandboxes.SANDBOXES`, so adding one of these
+vendors never touches the shared registry file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from connectors.sandboxes import microsoft_teams
+from connectors.sandboxes.common import SandboxConfig
+
+OPERATIONS_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
+    "microsoft_teams": microsoft_teams.create_app,
+}
