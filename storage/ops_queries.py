@@ -411,11 +411,12 @@ def resolution_minutes(error: IntegrationError) -> float | None:
     return (closed - opened).total_seconds() / 60
 
 
-def retry_errors(session: Session, error_ids: Sequence[str], actor: str) -> list[str]:
-    """Queue a ``retry`` run per integration for these errors; returns the new run ids to enqueue.
+def retry_errors(session: Session, error_ids: Sequence[str], actor: str) -> dict[str, dict[str, Any]]:
+    """Mark errors for retry; returns, per integration, the params of the ``retry`` run to queue.
 
-    The errors stay open with a higher retry count; the retry run resolves them when it succeeds.
-    Errors past their retry limit are refused.
+    The params name the errors and their records (``error_ids``, ``record_ids``, ``streams``); the errors
+    stay open with a higher retry count until the retry run settles them. Errors past their retry
+    limit are refused.
     """
     errors = [e for e in (session.get(IntegrationError, i) for i in error_ids) if e is not None and not e.resolved]
     if not errors:
@@ -430,16 +431,24 @@ def retry_errors(session: Session, error_ids: Sequence[str], actor: str) -> list
                                "retry_requested_by": actor}
         session.add(error)
         by_integration[error.integration_id].append(error)
-    run_ids = []
+    plans: dict[str, dict[str, Any]] = {}
     for integration_id, group in by_integration.items():
-        run = SyncRun(integration_id=integration_id, trigger=RunTrigger.RETRY.value, requested_by=actor,
-                      params={"error_ids": [e.id for e in group], "streams": sorted({e.stream for e in group if e.stream})})
-        session.add(run)
-        session.flush()
-        run_ids.append(run.id)
-        record_audit(session, actor=actor, action="error.retry", entity_type="sync_run", entity_id=run.id,
-                     detail={"errors": [e.id for e in group]})
-    return run_ids
+        plans[integration_id] = {"error_ids": [e.id for e in group],
+                                 "record_ids": sorted({e.record_id for e in group if e.record_id}),
+                                 "streams": sorted({e.stream for e in group if e.stream})}
+        record_audit(session, actor=actor, action="error.retry", entity_type="integration",
+                     entity_id=integration_id, detail=plans[integration_id])
+    return plans
+
+
+def queue_retry_run(session: Session, integration_id: str, params: dict[str, Any], actor: str) -> str:
+    """Record a queued ``retry`` run when no sync worker queue is wired (the worker picks queued runs up)."""
+    run = SyncRun(integration_id=integration_id, trigger=RunTrigger.RETRY.value, requested_by=actor,
+                  params=dict(params))
+    session.add(run)
+    session.flush()
+    session.add(SyncRunEvent(run_id=run.id, kind="queued", message=f"retry run queued by {actor}"))
+    return run.id
 
 
 def resubmit_with_value(session: Session, error_id: str, field_name: str, value: Any, actor: str) -> CareRecord:
@@ -482,7 +491,7 @@ def resubmit_with_value(session: Session, error_id: str, field_name: str, value:
     return result.record
 
 
-def map_to_record(session: Session, error_id: str, record_id: str, actor: str) -> None:
+def map_to_record(session: Session, error_id: str, record_id: str, actor: str) -> IntegrationError:
     """Link the failed external record to an existing care record (future syncs update that record)."""
     error = _open_error(session, error_id)
     target = session.get(CareRecord, record_id.strip())
@@ -500,18 +509,23 @@ def map_to_record(session: Session, error_id: str, record_id: str, actor: str) -
     link.record_id, link.deleted, link.content_hash = target.id, False, ""
     session.add(link)
     _close(session, error, "mapped", f"mapped to record {target.id}", actor)
+    return error
 
 
-def ignore_error(session: Session, error_id: str, reason: str, actor: str) -> None:
+def ignore_error(session: Session, error_id: str, reason: str, actor: str) -> IntegrationError:
     """Close the error without changing data; a reason is required."""
     if not reason.strip():
         raise OpsError("Say why this error can be ignored (it is kept in the audit log).")
-    _close(session, _open_error(session, error_id), "ignored", reason.strip(), actor)
+    error = _open_error(session, error_id)
+    _close(session, error, "ignored", reason.strip(), actor)
+    return error
 
 
-def resolve_error(session: Session, error_id: str, note: str, actor: str) -> None:
+def resolve_error(session: Session, error_id: str, note: str, actor: str) -> IntegrationError:
     """Mark the error as dealt with outside CareHub."""
-    _close(session, _open_error(session, error_id), "resolved", note.strip() or "resolved", actor)
+    error = _open_error(session, error_id)
+    _close(session, error, "resolved", note.strip() or "resolved", actor)
+    return error
 
 
 # ---------------------------------------------------------------- health

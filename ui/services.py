@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from storage.crypto import SecretBox
 from storage.db import Database
@@ -25,6 +26,8 @@ class Services:
     public_url: str = "http://localhost:8080"
     # Queue a manual sync run: (integration_id, requested_by) -> run id. Set by ``app`` (ui may not import it).
     enqueue_run: Callable[[str, str], Awaitable[str]] | None = None
+    # Queue a retry run of failed records: (integration_id, params, requested_by) -> run id. Set by ``app``.
+    enqueue_retry: Callable[[str, dict[str, Any], str], Awaitable[str]] | None = None
 
 
 _services: Services | None = None

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import ops_seed as seed
 import pytest
 from sqlmodel import select
 
 from storage import ops_queries as oq
 from storage.models import AuditLog, CareRecord, ExternalLink, IntegrationError, SyncRun, utcnow
-import ops_seed as seed
 
 
 def test_timeline_buckets_and_pages_agree_with_counts(db: Any) -> None:
@@ -94,11 +94,14 @@ def test_retry_ignore_map_and_limits(db: Any) -> None:
         ids = [e.id for e in errs]
         target_id = target.id
     with db.session() as s:
-        runs = oq.retry_errors(s, ids[:2], "admin@x")
+        plans = oq.retry_errors(s, ids[:2], "admin@x")
+        assert list(plans) == [iid] and plans[iid]["error_ids"] == ids[:2]
+        assert plans[iid]["record_ids"] == ["INV-0", "INV-1"]
+        run_id = oq.queue_retry_run(s, iid, plans[iid], "admin@x")
     with db.session() as s:
-        assert len(runs) == 1
-        run = s.get(SyncRun, runs[0])
-        assert run is not None and run.trigger == "retry" and run.params["error_ids"] == ids[:2]
+        run = s.get(SyncRun, run_id)
+        assert run is not None and run.trigger == "retry" and run.status == "queued"
+        assert s.get(IntegrationError, ids[0]).retry_count == 1  # type: ignore[union-attr]
         with pytest.raises(oq.OpsError, match="Say why"):
             oq.ignore_error(s, ids[0], "  ", "admin@x")
     with db.session() as s:

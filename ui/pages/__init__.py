@@ -12,6 +12,8 @@ import sys
 
 PAGE_MODULES = ["ui.pages.login", "ui.pages.home", "ui.pages.gallery", "ui.pages.connect", "ui.pages.integrations",
                 "ui.pages.designer", "ui.pages.ownership", "ui.pages.settings"]
+# Operate (timeline, runs, errors, health) and migrate (wizard): issue 9.
+PAGE_MODULES += ["ui.pages.timeline", "ui.pages.run_detail", "ui.pages.errors", "ui.pages.health", "ui.pages.migration"]
 
 
 def register_all() -> None:
