@@ -10,7 +10,16 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from connectors.sandboxes import breathe_hr, brightpay, hmrc_vat, quickbooks, rotacloud, sage, xero
+from connectors.sandboxes import (
+    breathe_hr,
+    brightpay,
+    hmrc_vat,
+    quickbooks,
+    rotacloud,
+    sage,
+    staffology,
+    xero,
+)
 from connectors.sandboxes.common import Faults, SandboxConfig
 from connectors.sandboxes.operations import OPERATIONS_SANDBOXES
 
@@ -24,6 +33,7 @@ SANDBOXES: dict[str, SandboxFactory] = {
     "breathe_hr": breathe_hr.create_app,
     "rotacloud": rotacloud.create_app,
     "brightpay": brightpay.create_app,
+    "staffology": staffology.create_app,
 }
 SANDBOXES.update(OPERATIONS_SANDBOXES)
 
