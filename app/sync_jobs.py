@@ -267,7 +267,7 @@ def classify(exc: BaseException) -> Failure:
         return Failure(FailureKind.TRANSIENT if exc.retryable else FailureKind.FATAL, str(exc))
     if isinstance(exc, OSError | ConnectionError | TimeoutError):
         return Failure(FailureKind.TRANSIENT, f"connection problem: {exc!r}")
-    if type(exc).__module__.startswith(("httpx", "redis")):
+    if type(exc).__module__.startswith(("httpx", "redis", "sqlalchemy", "psycopg", "sqlite3")):
         return Failure(FailureKind.TRANSIENT, f"connection problem: {exc!r}")
     return Failure(FailureKind.FATAL, f"unexpected error: {exc!r}")
 

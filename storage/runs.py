@@ -65,16 +65,17 @@ def get_run(db: Database, run_id: str) -> SyncRun | None:
 def claim(db: Database, run_id: str, worker_id: str, lease_seconds: float) -> SyncRun | None:
     """Take the run for this worker (atomic): queued/waiting runs, or running ones whose lease expired.
 
+    Never re-entrant: a second dispatch of a run this very worker is executing is refused too.
+
     Returns the run, or None when it is finished, paused, or leased by a live worker.
     """
     now = utcnow()
     with db.session() as s:
-        res = s.execute(update(SyncRun).where(
+        res = s.execute(update(SyncRun).execution_options(synchronize_session=False).where(
             SyncRun.id == run_id,  # type: ignore[arg-type]
             or_(SyncRun.status.in_((RunStatus.QUEUED.value, RunStatus.WAITING.value)),  # type: ignore[attr-defined]
                 (SyncRun.status == RunStatus.RUNNING.value) & or_(SyncRun.lease_until.is_(None),  # type: ignore[union-attr]
-                                                                  SyncRun.lease_until < now,  # type: ignore[operator]
-                                                                  SyncRun.worker_id == worker_id)),
+                                                                  SyncRun.lease_until < now)),  # type: ignore[operator]
         ).values(status=RunStatus.RUNNING.value, worker_id=worker_id, lease_until=now + timedelta(seconds=lease_seconds),
                  heartbeat_at=now, started_at=func.coalesce(SyncRun.started_at, now)))
         if res.rowcount != 1:  # type: ignore[attr-defined]
@@ -86,7 +87,7 @@ def heartbeat(db: Database, run_id: str, worker_id: str, lease_seconds: float) -
     """Extend the lease; False when this worker no longer holds the run (stop working on it)."""
     now = utcnow()
     with db.session() as s:
-        res = s.execute(update(SyncRun).where(
+        res = s.execute(update(SyncRun).execution_options(synchronize_session=False).where(
             SyncRun.id == run_id, SyncRun.worker_id == worker_id,  # type: ignore[arg-type]
             SyncRun.status == RunStatus.RUNNING.value,  # type: ignore[arg-type]
         ).values(lease_until=now + timedelta(seconds=lease_seconds), heartbeat_at=now))
@@ -98,7 +99,7 @@ def _move(db: Database, run_id: str, holder: str | None, status: str, **values: 
         cond = [SyncRun.id == run_id]
         if holder is not None:
             cond += [SyncRun.worker_id == holder, SyncRun.status == RunStatus.RUNNING.value]
-        res = s.execute(update(SyncRun).where(*cond).values(status=status, **values))  # type: ignore[arg-type]
+        res = s.execute(update(SyncRun).execution_options(synchronize_session=False).where(*cond).values(status=status, **values))  # type: ignore[arg-type]
         return bool(res.rowcount == 1)  # type: ignore[attr-defined]
 
 
@@ -143,7 +144,7 @@ def resume_paused(db: Database, run_id: str, actor: str, params: Mapping[str, An
 def cancel(db: Database, run_id: str) -> bool:
     """Cancel a run that has not finished (a running job notices at its next heartbeat)."""
     with db.session() as s:
-        res = s.execute(update(SyncRun).where(SyncRun.id == run_id, SyncRun.status.in_(ACTIVE))  # type: ignore[arg-type,attr-defined]
+        res = s.execute(update(SyncRun).execution_options(synchronize_session=False).where(SyncRun.id == run_id, SyncRun.status.in_(ACTIVE))  # type: ignore[arg-type,attr-defined]
                         .values(status=RunStatus.CANCELLED.value, finished_at=utcnow(), lease_until=None))
         return bool(res.rowcount == 1)  # type: ignore[attr-defined]
 
@@ -164,7 +165,7 @@ def reap_expired(db: Database, now: datetime | None = None) -> list[Orphan]:
         stale = s.execute(select(SyncRun).where(SyncRun.status == RunStatus.RUNNING.value,  # type: ignore[arg-type]
                                                 SyncRun.lease_until < now)).scalars().all()  # type: ignore[operator]
         for run in stale:
-            res = s.execute(update(SyncRun).where(SyncRun.id == run.id, SyncRun.status == RunStatus.RUNNING.value,  # type: ignore[arg-type]
+            res = s.execute(update(SyncRun).execution_options(synchronize_session=False).where(SyncRun.id == run.id, SyncRun.status == RunStatus.RUNNING.value,  # type: ignore[arg-type]
                                                   SyncRun.lease_until < now)  # type: ignore[operator]
                             .values(status=RunStatus.QUEUED.value, worker_id="", lease_until=None,
                                     attempt=run.attempt + 1))
