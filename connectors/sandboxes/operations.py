@@ -10,9 +10,10 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from connectors.sandboxes import microsoft_teams
+from connectors.sandboxes import cin7, microsoft_teams
 from connectors.sandboxes.common import SandboxConfig
 
 OPERATIONS_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "microsoft_teams": microsoft_teams.create_app,
+    "cin7": cin7.create_app,
 }
