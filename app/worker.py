@@ -53,9 +53,11 @@ def cron_jobs() -> list[CronJob]:
     """Periodic jobs: heartbeat every 15 seconds; the sync scheduler and reaper."""
     from app.sync_jobs import sync_cron_jobs
     from app.webhooks_out import webhook_cron_jobs
+    from storage.ops_alerts import ops_alerts_cron
 
     return [cron(heartbeat, second={0, 15, 30, 45}, run_at_startup=False),  # type: ignore[arg-type]
-            *sync_cron_jobs(), *webhook_cron_jobs()]
+            *sync_cron_jobs(), *webhook_cron_jobs(),
+            cron(ops_alerts_cron, minute=set(range(0, 60, 5)), run_at_startup=False)]  # type: ignore[arg-type]
 
 
 class WorkerSettings:
