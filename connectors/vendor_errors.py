@@ -87,7 +87,9 @@ def parse_fhir(resp: httpx.Response) -> ParsedError:
     body = _body(resp)
     if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
         issues = body.get("issue") or []
-        msgs = [str(i.get("diagnostics") or (i.get("details") or {}).get("text") or i.get("code")) for i in issues]
+        msgs = [str(i.get("diagnostics") or (i.get("details") or {}).get("text")
+                    or ((i.get("details") or {}).get("coding") or [{}])[0].get("display") or i.get("code"))
+                for i in issues]
         code = None
         if issues:
             coding = ((issues[0].get("details") or {}).get("coding") or [{}])[0]
