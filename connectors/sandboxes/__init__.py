@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from connectors.sandboxes import (
     breathe_hr,
     brightpay,
+    freeagent,
     hmrc_vat,
     quickbooks,
     rotacloud,
@@ -34,6 +35,7 @@ SANDBOXES: dict[str, SandboxFactory] = {
     "rotacloud": rotacloud.create_app,
     "brightpay": brightpay.create_app,
     "staffology": staffology.create_app,
+    "freeagent": freeagent.create_app,
 }
 SANDBOXES.update(OPERATIONS_SANDBOXES)
 

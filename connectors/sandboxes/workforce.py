@@ -73,6 +73,14 @@ def uk_mobile(r: random.Random) -> str:
     return f"{r.choice(MOBILE_PREFIXES)} {r.randrange(100000, 1000000)}"
 
 
+def uk_landline(r: random.Random) -> str:
+    """A Leeds, Manchester or London landline number that passes libphonenumber's checks."""
+    area, first = r.choice((("0113", (200, 400)), ("0161", (200, 500)), ("020", (7000, 8999))))
+    if area == "020":
+        return f"020 {r.randrange(*first)} {r.randrange(1000, 10000)}"
+    return f"{area} {r.randrange(*first)} {r.randrange(1000, 10000)}"
+
+
 def _slug(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
 
