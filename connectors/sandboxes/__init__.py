@@ -11,13 +11,17 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from connectors.sandboxes import (
+    bamboohr,
     breathe_hr,
     brightpay,
+    deputy,
     freeagent,
     hmrc_vat,
+    nhs_pds,
     quickbooks,
     rotacloud,
     sage,
+    slack,
     staffology,
     xero,
 )
@@ -36,6 +40,10 @@ SANDBOXES: dict[str, SandboxFactory] = {
     "brightpay": brightpay.create_app,
     "staffology": staffology.create_app,
     "freeagent": freeagent.create_app,
+    "bamboohr": bamboohr.create_app,
+    "deputy": deputy.create_app,
+    "nhs_pds": nhs_pds.create_app,
+    "slack": slack.create_app,
 }
 SANDBOXES.update(OPERATIONS_SANDBOXES)
 
