@@ -18,6 +18,7 @@ from connectors.sandboxes import (
     freeagent,
     hmrc_vat,
     nhs_pds,
+    peoplehr,
     quickbooks,
     rotacloud,
     sage,
@@ -44,6 +45,7 @@ SANDBOXES: dict[str, SandboxFactory] = {
     "deputy": deputy.create_app,
     "nhs_pds": nhs_pds.create_app,
     "slack": slack.create_app,
+    "peoplehr": peoplehr.create_app,
 }
 SANDBOXES.update(OPERATIONS_SANDBOXES)
 
