@@ -10,11 +10,12 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from connectors.sandboxes import cin7, microsoft_teams, unleashed
+from connectors.sandboxes import brightpearl, cin7, microsoft_teams, unleashed
 from connectors.sandboxes.common import SandboxConfig
 
 OPERATIONS_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "microsoft_teams": microsoft_teams.create_app,
     "cin7": cin7.create_app,
     "unleashed": unleashed.create_app,
+    "brightpearl": brightpearl.create_app,
 }
