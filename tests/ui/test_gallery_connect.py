@@ -6,9 +6,9 @@ from typing import Any
 
 from nicegui import ui
 from nicegui.testing import User
+from ui_helpers import connect_xero, newest_integration, sign_in
 
 from storage.integrations import get_integration, get_sync_settings
-from ui_helpers import connect_xero, newest_integration, sign_in
 from ui.services import services
 
 
@@ -60,7 +60,7 @@ async def test_connect_xero_runs_the_oauth_redirect_and_stores_encrypted_tokens(
         assert row.connection_details["tenant_id"]
         assert "access_token" not in row.credentials_encrypted  # encrypted, not plain JSON
     creds = services().box.decrypt(row.credentials_encrypted)
-    assert creds["access_token"] and creds["refresh_token"]
+    assert creds["tokens"]["access_token"] and creds["tokens"]["refresh_token"]
 
 
 async def test_connect_form_requires_a_name(user: User, db: Any) -> None:

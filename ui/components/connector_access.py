@@ -55,23 +55,20 @@ class EncryptedTokenStore:
         self.integration_id = integration_id
 
     async def load(self, connection_id: str) -> Mapping[str, Any] | None:
-        """The tokens saved with the credentials, if any."""
+        """The tokens saved with the credentials (under ``tokens``, as the sync worker keeps them)."""
         svc = services()
         with svc.db.session() as session:
             row = session.get(Integration, self.integration_id)
             secrets = svc.box.decrypt(row.credentials_encrypted) if row else {}
-        tokens = {k: secrets[k] for k in ("access_token", "refresh_token", "expires_at") if secrets.get(k)}
-        return tokens or None
+        tokens = secrets.get("tokens")
+        return dict(tokens) if isinstance(tokens, Mapping) and tokens else None
 
     async def save(self, connection_id: str, tokens: Mapping[str, Any]) -> None:
-        """Merge new tokens into the encrypted credentials in one transaction."""
+        """Replace the tokens inside the encrypted credentials in one transaction."""
         svc = services()
         with svc.db.session() as session:
-            row = session.get(Integration, self.integration_id)
-            if row is None:
-                return
-            fresh = {k: v for k, v in tokens.items() if k in ("access_token", "refresh_token", "expires_at")}
-            update_integration(session, box=svc.box, actor="oauth-refresh", integration_id=row.id, credentials=fresh)
+            update_integration(session, box=svc.box, actor="oauth-refresh", integration_id=self.integration_id,
+                               credentials={"tokens": dict(tokens)})
 
 
 def session_for(connector: ConnectorManifest, details: Mapping[str, Any], secrets: Mapping[str, Any], *,
@@ -95,6 +92,7 @@ def session_for_integration(integration: Integration) -> ConnectorSession:
     if connector is None:
         raise LookupError(f"{integration.connector_id} has no connector yet")
     secrets = services().box.decrypt(integration.credentials_encrypted)
+    secrets.pop("tokens", None)
     return session_for(connector, integration.connection_details, secrets, connection_id=integration.id,
                        token_store=EncryptedTokenStore(integration.id))
 

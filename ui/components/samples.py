@@ -29,18 +29,21 @@ def source_fields(fields: Sequence[StreamField], samples: Sequence[Mapping[str, 
     out: list[SourceField] = []
     for f in fields:
         out.append(SourceField(f.name, f.type, f.description, f.sensitivity))
-        if f.type != "object":
+        if f.type not in ("object", "array"):
             continue
         seen: dict[str, Any] = {}
         for record in samples:
             value = record.get(f.name)
+            if f.type == "array":
+                value = value[0] if isinstance(value, list) and value else None
             if isinstance(value, Mapping):
                 for key, inner in value.items():
                     if isinstance(key, str) and not isinstance(inner, Mapping | list) and key not in seen:
                         seen[key] = inner
+        prefix, owner = (f"{f.name}[0]", f"the first of the {f.name.lower()}") if f.type == "array" else \
+            (f.name, f"the {f.name.lower()}")
         for key, inner in list(seen.items())[:12]:
-            out.append(SourceField(f"{f.name}.{key}", _kind(inner), f"{key} of the {f.name.lower()}",
-                                   f.sensitivity))
+            out.append(SourceField(f"{prefix}.{key}", _kind(inner), f"{key} of {owner}", f.sensitivity))
     return out
 
 

@@ -227,7 +227,7 @@ async def _finish_oauth(entry: dict[str, Any], code: str) -> str:
             tenants = await discover_tenants(sess)
         except ConnectorError as exc:
             return f"{connector.name} refused the sign-in: {exc}"
-    creds.update({k: tokens[k] for k in ("access_token", "refresh_token", "expires_at") if tokens.get(k) is not None})
+    creds["tokens"] = {k: v for k, v in tokens.items() if v is not None}
     if tenants:
         details["tenant_id"] = tenants[0][0]
         details["tenant_name"] = tenants[0][1]
@@ -257,7 +257,7 @@ async def _connected(connector: ConnectorManifest, row: Integration, *, auto_tes
     with ui.card().classes("w-full max-w-2xl gap-3").mark("connect-status"):
         ui.label("1. Connection").classes("text-lg font-semibold").props("role=heading aria-level=3")
         ui.label(f"Connection: {row.name}")
-        signed_in = bool(creds.get("access_token")) or not uses_redirect(connector)
+        signed_in = bool(creds.get("tokens")) or not uses_redirect(connector)
         ui.label("Credentials saved (encrypted; they are never shown again)." if signed_in else
                  f"Not signed in to {connector.name} yet.")
         tenants = details.get("tenants") or []
