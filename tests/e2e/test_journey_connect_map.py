@@ -54,7 +54,7 @@ def _axe_script() -> Path:
         npm = shutil.which("npm")
         if npm is None:
             pytest.skip("npm is needed to fetch axe-core")
-        subprocess.run([npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(AXE_DIR),  # noqa: S603
+        subprocess.run([npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(AXE_DIR),
                         "axe-core@4"], check=True, timeout=300)
     return AXE_JS
 
@@ -75,11 +75,11 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
                CAREHUB_SECRET_KEYS=Fernet.generate_key().decode(), CAREHUB_SESSION_SECRET=secrets.token_hex(16),
                CAREHUB_SYNC_LEASE_SECONDS="10")
     py = sys.executable
-    subprocess.run([py, "-m", "app", "db", "upgrade"], env=env, cwd=ROOT, check=True, timeout=120)  # noqa: S603
-    subprocess.run([py, "-m", "app", "users", "create", EMAIL, "--role", "manager", "--password", PASSWORD,  # noqa: S603
+    subprocess.run([py, "-m", "app", "db", "upgrade"], env=env, cwd=ROOT, check=True, timeout=120)
+    subprocess.run([py, "-m", "app", "users", "create", EMAIL, "--role", "manager", "--password", PASSWORD,
                     "--name", "Pat Manager"], env=env, cwd=ROOT, check=True, timeout=60)
     logs = {name: (tmp_path / f"{name}.log").open("w+") for name in ("web", "worker")}
-    procs = {name: subprocess.Popen([py, "-m", "app", name], env=env, cwd=ROOT, stdout=logs[name],  # noqa: S603
+    procs = {name: subprocess.Popen([py, "-m", "app", name], env=env, cwd=ROOT, stdout=logs[name],
                                     stderr=subprocess.STDOUT) for name in ("web", "worker")}
     base = f"http://127.0.0.1:{port}"
     try:
