@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
@@ -15,6 +17,7 @@ from app.api import api_app
 from app.context import AppContext, get_context
 from app.webhooks_in import webhooks_app
 from ui import services as ui_services
+from ui.components import theme as ui_theme
 from ui.pages import register_all
 
 log = logging.getLogger("carehub.web")
@@ -43,7 +46,8 @@ def configure(ctx: AppContext | None = None) -> AppContext:
     ui_services.configure(ui_services.Services(
         db=ctx.db, box=ctx.box, redis_url=ctx.redis_url, allow_private_hosts=ctx.settings.allow_private_hosts,
         sandboxes_enabled=ctx.settings.sandboxes_enabled,
-        public_url=f"http://{ctx.settings.host}:{ctx.settings.port}", enqueue_run=_enqueue_run()))
+        public_url=f"http://{ctx.settings.host}:{ctx.settings.port}", enqueue_run=_enqueue_run(ctx)))
+    ui_theme.install()
     register_all()
     nicegui_app.mount("/api/v1", api_app)  # FastAPI sub-app: its own OpenAPI and /docs
     nicegui_app.mount("/webhooks", webhooks_app)  # inbound vendor webhooks (signature-verified)
@@ -53,15 +57,21 @@ def configure(ctx: AppContext | None = None) -> AppContext:
     return ctx
 
 
-def _enqueue_run() -> Callable[[str, str], Awaitable[str]] | None:
+def _enqueue_run(ctx: AppContext) -> Callable[[str, str], Awaitable[str]] | None:
     """The sync engine's "queue a manual run" for the pages' Sync now button (None until it exists)."""
     try:
-        from app.sync_jobs import enqueue_run
+        from app import sync_jobs
     except ImportError:
         return None
+    pools: dict[int, Any] = {}  # one arq pool per event loop (tests run one loop each)
 
     async def enqueue(integration_id: str, requested_by: str) -> str:
-        return str(await enqueue_run(integration_id, trigger="manual", requested_by=requested_by))
+        loop = id(asyncio.get_running_loop())
+        if loop not in pools:
+            pools.clear()
+            pools[loop] = await sync_jobs.arq_pool(ctx.redis_url)
+        return await sync_jobs.enqueue_run(ctx.db, pools[loop], integration_id, trigger="manual",
+                                           requested_by=requested_by)
 
     return enqueue
 
@@ -78,6 +88,6 @@ def _mount_sandboxes() -> None:
 def serve(ctx: AppContext | None = None) -> None:
     """Run the web server in this process until interrupted."""
     ctx = configure(ctx)
-    ui.run(host=ctx.settings.host, port=ctx.settings.port, title="CareHub", reload=False, show=False,
+    ui.run(host=ctx.settings.host, port=ctx.settings.port, title="CareHub", language="en-GB", reload=False, show=False,
            storage_secret=ctx.settings.effective_session_secret(), favicon="🏥", show_welcome_message=False,
            fastapi_docs=False)
