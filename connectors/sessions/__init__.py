@@ -25,11 +25,13 @@ def register_session(connector_id: str, cls: type[ConnectorSession]) -> None:
 def _load_builtin() -> None:
     import connectors.banking.obie  # noqa: F401  (registers the ``obie`` custom auth)
     from connectors.fhir.gp_connect import GpConnectSession
+    from connectors.fhir.scr import ScrSession
     from connectors.files.session import FileExchangeSession
     from connectors.mesh.session import MeshSession
 
     register_session("mesh", MeshSession)
     register_session("gp_connect", GpConnectSession)
+    register_session("nhs_scr", ScrSession)
     for file_connector in ("sage50_files", "legacy_care_files", "recruitment_files", "taxcalc_files"):
         register_session(file_connector, FileExchangeSession)
 
