@@ -6,6 +6,7 @@ Importing this package registers them:
   resource QUERY, BambooHR's custom report) and ``id_list`` (one GET per id from the connection's
   settings: NHS PDS ``/Patient/{nhsNumber}``) and ``rolling_window`` (a date window around today with
   offset paging inside it: RotaCloud shifts, When I Work, Planday);
+* auths ``wheniwork_login`` and ``kashflow_session`` (log in, then send a session token);
 * auth ``slack_oauth_v2`` (Slack OAuth v2 with token rotation; errors come as HTTP 200 ``ok: false``).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 from connectors.auth import register_auth
 from connectors.custom.ops_paginators import NextLinkSincePaginator, PathPagePaginator
 from connectors.custom.paginators import IdListPaginator, JsonBodyPaginator
+from connectors.custom.session_logins import kashflow_session, wheniwork_login
 from connectors.custom.slack_auth import SlackOAuthV2Authenticator, slack_oauth_v2
 from connectors.custom.windows import RollingWindowPaginator
 from connectors.paginators import register_paginator
@@ -24,5 +26,7 @@ register_paginator("next_link_since", NextLinkSincePaginator)
 register_paginator("path_page", PathPagePaginator)
 register_paginator("rolling_window", RollingWindowPaginator)
 register_auth("slack_oauth_v2", slack_oauth_v2)
+register_auth("wheniwork_login", wheniwork_login)
+register_auth("kashflow_session", kashflow_session)
 
 __all__ = ["IdListPaginator", "JsonBodyPaginator", "RollingWindowPaginator", "SlackOAuthV2Authenticator"]

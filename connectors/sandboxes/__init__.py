@@ -24,6 +24,7 @@ from connectors.sandboxes import (
     sage,
     slack,
     staffology,
+    when_i_work,
     xero,
 )
 from connectors.sandboxes.common import Faults, SandboxConfig
@@ -46,6 +47,7 @@ SANDBOXES: dict[str, SandboxFactory] = {
     "nhs_pds": nhs_pds.create_app,
     "slack": slack.create_app,
     "peoplehr": peoplehr.create_app,
+    "when_i_work": when_i_work.create_app,
 }
 SANDBOXES.update(OPERATIONS_SANDBOXES)
 
