@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from connectors.sandboxes import brightpearl, cin7, microsoft_teams, unleashed
+from connectors.sandboxes import brightpearl, cin7, microsoft_teams, unleashed, upkeep
 from connectors.sandboxes.common import SandboxConfig
 
 OPERATIONS_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
@@ -18,4 +18,5 @@ OPERATIONS_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "cin7": cin7.create_app,
     "unleashed": unleashed.create_app,
     "brightpearl": brightpearl.create_app,
+    "upkeep": upkeep.create_app,
 }

@@ -46,8 +46,9 @@ def session(connector: str, app: FastAPI, config: dict[str, Any], secrets: dict[
     m = manifest(connector)
     kw.setdefault("error_rules", fast_rules(m))
     kw.setdefault("rate_limits", RateLimits())
+    kw.setdefault("transport", httpx.ASGITransport(app=app))
     return ConnectorSession(m, config, secrets, base_url=f"http://{connector}.sandbox",
-                            transport=httpx.ASGITransport(app=app), connection_id=f"test-{connector}-{id(app)}", **kw)
+                            connection_id=f"test-{connector}-{id(app)}", **kw)
 
 
 async def read_all(s: ConnectorSession, stream: str, checkpoint: dict[str, Any] | None = None,
@@ -109,3 +110,30 @@ def map_records(connector: str, care_type: str, records: list[SourceRecord],
         assert mapped.ok, (r.external_id, mapped.errors)
         out.append(dict(mapped.values))
     return out
+
+
+class LoseReplies:
+    """An ASGI wrapper that lets the vendor process a request, then loses the reply (answers 502).
+
+    The first ``times`` requests matching ``method`` and ``path`` get through to the sandbox (which acts on them)
+    and the caller sees a 502 instead of the real answer: the case that duplicates creates without idempotency.
+    """
+
+    def __init__(self, app: FastAPI, method: str, path: str, times: int = 1) -> None:
+        self.app = app
+        self.method = method
+        self.path = path
+        self.left = times
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != self.method or scope["path"] != self.path or self.left <= 0:
+            await self.app(scope, receive, send)
+            return
+        self.left -= 1
+
+        async def swallow(message: Any) -> None:
+            return None
+
+        await self.app(scope, receive, swallow)
+        await send({"type": "http.response.start", "status": 502, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"Bad Gateway"})

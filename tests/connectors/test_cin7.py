@@ -6,12 +6,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from connectors.sandboxes import cin7
 from engine.ports import OutboundRecord
 
-from .ops_helpers import check_registered, control, map_records, read_all, sandbox, session, storm_starter
+from .ops_helpers import (
+    LoseReplies,
+    check_registered,
+    control,
+    map_records,
+    read_all,
+    sandbox,
+    session,
+    storm_starter,
+)
 
 CONFIG = {"account_id": cin7.ACCOUNT_ID}
 SECRETS = {"application_key": cin7.APPLICATION_KEY}
@@ -110,3 +120,13 @@ async def test_mappings_compile_and_map_sandbox_records() -> None:
     pos = map_records("cin7", "PurchaseOrder", orders, stream="purchase_orders")
     assert pos[0]["number"] == "PO-00001" and pos[0]["status"] in {"draft", "ordered", "received", "cancelled"}
     assert isinstance(pos[0]["totalPence"], int)
+
+
+async def test_purchase_order_not_duplicated_when_cin7_acts_but_the_reply_is_lost() -> None:
+    app = sandbox("cin7", records={"products": 5, "purchase_orders": 5, "suppliers": 5})
+    flaky = LoseReplies(app, "POST", "/purchase", times=2)
+    order = OutboundRecord("po-lost-reply", {"SupplierID": cin7.supplier_id(42, 3)})
+    async with s(app, transport=httpx.ASGITransport(app=flaky)) as sess:
+        out = await sess.write("purchase_orders", [order])
+    assert out[0].ok and flaky.left == 1  # the first reply was lost; the look-up found the order
+    assert len(app.state.sandbox.datasets["purchase_orders"].overlay) == 1
