@@ -207,6 +207,9 @@ class _OAuth2Base(Authenticator):
         if resp.status_code != 200:
             raise AuthFailed(f"token refresh refused: {_vendor_oauth_error(resp)}", status=resp.status_code)
         body = resp.json()
+        if not isinstance(body, dict) or not body.get("access_token"):
+            # Some vendors refuse with HTTP 200 and an error flag (Slack: {"ok": false, "error": "..."}).
+            raise AuthFailed(f"token refresh refused: {_vendor_oauth_error(resp)}", status=resp.status_code)
         now = time.time()
         tokens: dict[str, Any] = {
             "access_token": body["access_token"],
@@ -292,6 +295,8 @@ class OAuth2AuthorizationCodeAuthenticator(_OAuth2Base):
             if resp.status_code != 200:
                 raise AuthFailed(f"code exchange refused: {_vendor_oauth_error(resp)}", status=resp.status_code)
             body = resp.json()
+            if not isinstance(body, dict) or not body.get("access_token"):
+                raise AuthFailed(f"code exchange refused: {_vendor_oauth_error(resp)}", status=resp.status_code)
             now = time.time()
             tokens = {"access_token": body["access_token"], "refresh_token": body.get("refresh_token"),
                       "expires_at": now + float(body.get("expires_in", 1800)), "obtained_at": now}

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from connectors.manifest import Backoff, ConnectorManifest, RateLimits, load_manifest
 from connectors.runtime import ConnectorSession
 from connectors.sandboxes import bamboohr
-from connectors.sandboxes.common import SandboxConfig
+from connectors.sandboxes.common import CARE_HOMES, SandboxConfig
 from connectors.webhooks import handle_delivery, verify
 from engine.ports import OutboundRecord
 
@@ -75,7 +75,7 @@ async def test_full_read_of_every_stream(manifest: ConnectorManifest) -> None:
         off, _ = await read_ids(s, "time_off")
         assert len(off) == len(set(off)) == 120  # the seed's requests all fall in 2026
         sample = await s.sample("employees", 3)
-        assert sample[0].data["location"] in bamboohr.CARE_HOMES and sample[0].data["country"] == "United Kingdom"
+        assert sample[0].data["location"] in CARE_HOMES and sample[0].data["country"] == "United Kingdom"
         assert s.stats.failed_calls == 0
 
 
@@ -181,3 +181,15 @@ async def test_signed_webhook_delivery_verifies_and_tampering_fails(manifest: Co
     old = str(int(time.time()) - 301)
     stale = {"X-BambooHR-Signature": bamboohr.sign_webhook(key, body, old), "X-BambooHR-Timestamp": old}
     assert not verify(spec, key, stale, body)
+
+
+async def test_reads_through_the_sandbox_mounted_like_the_web_app(manifest: ConnectorManifest) -> None:
+    from connectors.sandboxes import mount_sandboxes
+
+    host = FastAPI()
+    mounted = mount_sandboxes(host, config=SandboxConfig(records=12), only=["bamboohr"])
+    async with ConnectorSession(manifest, CONFIG, mounted["bamboohr"].state.credentials,
+                                base_url="http://carehub.local/sandbox/bamboohr",
+                                transport=httpx.ASGITransport(app=host), connection_id="bhr-mounted") as s:
+        ids, _ = await read_ids(s, "employees")
+    assert len(ids) == sum(1 for _ in mounted["bamboohr"].state.sandbox.datasets["employees"].iter())

@@ -187,3 +187,15 @@ async def test_topic_webhook_delivered_on_insert(manifest: ConnectorManifest) ->
         assert sub.json()["Topic"] == "Roster.Insert"
         out = await s.write("rosters", [OutboundRecord("hook-1", shift(1_764_576_000))])
     assert got and got[0]["topic"] == "Roster.Insert" and str(got[0]["data"]["Id"]) == out[0].external_id
+
+
+async def test_reads_through_the_sandbox_mounted_like_the_web_app(manifest: ConnectorManifest) -> None:
+    from connectors.sandboxes import mount_sandboxes
+
+    host = FastAPI()
+    app = mount_sandboxes(host, config=SandboxConfig(records=30), only=["deputy"])["deputy"]
+    async with ConnectorSession(manifest, CONFIG, {**tokens(app), "expires_at": time.time() - 1},
+                                base_url="http://carehub.local/sandbox/deputy",
+                                transport=httpx.ASGITransport(app=host), connection_id="deputy-mounted") as s:
+        ids, _ = await read_ids(s, "employees")  # the expired token is refreshed at the mounted token URL
+    assert len(ids) == 30 and s.token_url == "http://carehub.local/sandbox/deputy/oauth/access_token"

@@ -49,7 +49,7 @@ def session(manifest: ConnectorManifest, app: FastAPI, transport: httpx.AsyncBas
     rules = manifest.errors.model_copy(update={"backoff": Backoff(base_seconds=0.01, cap_seconds=0.05),
                                                "default_retry_after_seconds": 0.01, "deadline_seconds": 60})
     cfg = config or {"ods_code": "VM4X2", "nhs_numbers": app.state.config["nhs_numbers"]}
-    return ConnectorSession(manifest, cfg, kw.pop("secrets", None) or secrets(), base_url=BASE_URL,
+    return ConnectorSession(manifest, cfg, kw.pop("secrets", None) or secrets(), base_url="http://pds.sandbox",
                             transport=transport or httpx.ASGITransport(app=app), connection_id=f"pds-{id(app)}",
                             error_rules=rules, rate_limits=RateLimits(), **kw)
 
@@ -380,3 +380,15 @@ async def test_token_endpoint_checks_the_assertion_like_the_platform() -> None:
         too_long = await post(assertion(claims={"exp": int(time.time()) + 900}))
         assert too_long.status_code == 400 and "5 minutes" in too_long.json()["error_description"]
         assert (await post(assertion(claims={"sub": "someone-else"}))).status_code == 400
+
+
+async def test_reads_through_the_sandbox_mounted_like_the_web_app(manifest: ConnectorManifest) -> None:
+    from connectors.sandboxes import mount_sandboxes
+
+    host = FastAPI()
+    app = mount_sandboxes(host, config=SandboxConfig(records=8), only=["nhs_pds"])["nhs_pds"]
+    async with ConnectorSession(manifest, app.state.config, app.state.credentials,
+                                base_url="http://carehub.local/sandbox/nhs_pds",
+                                transport=httpx.ASGITransport(app=host), connection_id="pds-mounted") as s:
+        residents = await read_all(s, "patients")  # the assertion's aud is the mounted token URL
+    assert len(residents) == 8 and s.token_url == "http://carehub.local/sandbox/nhs_pds/oauth2/token"

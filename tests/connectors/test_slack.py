@@ -103,7 +103,7 @@ def session(manifest: ConnectorManifest, app: FastAPI, transport: httpx.AsyncBas
     rules = manifest.errors.model_copy(update={"backoff": Backoff(base_seconds=0.01, cap_seconds=0.05),
                                                "default_retry_after_seconds": 0.01, "deadline_seconds": 60})
     return ConnectorSession(manifest, kw.pop("config", CONFIG), kw.pop("secrets", None) or tokens(app),
-                            base_url="http://slack.sandbox/api",
+                            base_url="http://slack.sandbox",
                             transport=transport or httpx.ASGITransport(app=app),
                             connection_id=f"slack-{id(app)}", error_rules=rules, rate_limits=RateLimits(), **kw)
 
@@ -379,3 +379,15 @@ def test_spec_checks_reject_non_conforming_traffic(web_spec: dict[str, Any]) -> 
         check_response(web_spec, ok, httpx.Response(200, json=reply))
     with pytest.raises(AssertionError):
         check_response(web_spec, ok, httpx.Response(200, json={"ok": False, "error": "no_such_error"}))
+
+
+async def test_reads_through_the_sandbox_mounted_like_the_web_app(manifest: ConnectorManifest) -> None:
+    from connectors.sandboxes import mount_sandboxes
+
+    host = FastAPI()
+    app = mount_sandboxes(host, config=SandboxConfig(records=30), only=["slack"])["slack"]
+    async with ConnectorSession(manifest, CONFIG, {**tokens(app), "expires_at": time.time() - 1},
+                                base_url="http://carehub.local/sandbox/slack",
+                                transport=httpx.ASGITransport(app=host), connection_id="slack-mounted") as s:
+        ids, _ = await read_ids(s, "messages")  # the expired token is refreshed at the mounted token URL
+    assert len(ids) == 30 and s.token_url == "http://carehub.local/sandbox/slack/api/oauth.v2.access"
