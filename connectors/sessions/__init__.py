@@ -27,11 +27,13 @@ def _load_builtin() -> None:
     from connectors.fhir.gp_connect import GpConnectSession
     from connectors.fhir.scr import ScrSession
     from connectors.files.session import FileExchangeSession
+    from connectors.hl7.spool import Hl7SpoolSession
     from connectors.mesh.session import MeshSession
 
     register_session("mesh", MeshSession)
     register_session("gp_connect", GpConnectSession)
     register_session("nhs_scr", ScrSession)
+    register_session("hl7_lab", Hl7SpoolSession)
     for file_connector in ("sage50_files", "legacy_care_files", "recruitment_files", "taxcalc_files"):
         register_session(file_connector, FileExchangeSession)
 

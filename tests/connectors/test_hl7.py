@@ -175,3 +175,34 @@ async def test_mllp_rejects_a_block_without_start_byte() -> None:
         writer.close()
         await writer.wait_closed()
     assert payload is not None and ack_code(payload.decode()) == "AR"
+
+
+async def test_listener_spools_before_acking_and_a_sync_run_reads_the_spool(tmp_path: Path) -> None:
+    from connectors.hl7.spool import Hl7SpoolSession, Spool
+    from connectors.manifest import load_manifest
+    from connectors.sessions import open_session
+
+    from .conftest import TEMPLATES
+
+    spool = Spool(tmp_path / "spool")
+    async with MllpListener(spool.store) as listener:
+        for name in ("clinisys_oru_r01.hl7", "sunquest_oru_r01.hl7", "clinisys_oru_r01.hl7"):
+            assert ack_code(await send_message("127.0.0.1", listener.port, _sample(name))) == "AA"
+    assert len(spool.waiting()) == 2  # the resent Clinisys message replaced its own file
+    (spool.directory / "zz_garbage.hl7").write_text("MSH|^~\\&|X|Y|Z|W|2025||ORU^R01|G1|P|2.4\rPID|1")
+    manifest = load_manifest(TEMPLATES / "hl7_lab.yaml")
+    session = open_session(manifest, {"spool_dir": str(spool.directory)}, {}, connection_id="hl7-spool")
+    assert isinstance(session, Hl7SpoolSession)
+    async with session:
+        pages = [p async for p in session.read("results")]
+        records = [r for p in pages for r in p.records]
+        assert len(records) == 12
+        assert {r.data["labControlId"] for r in records} == {"WP20250301-0001", "SQ0000048812"}
+        assert [x.name for x in session.rejected] == ["zz_garbage.hl7"]
+        assert len(spool.waiting()) == 1  # the last page's message waits until its checkpoint is committed
+        again = [p async for p in session.read("results", pages[-1].checkpoint)]
+    assert sum(len(p.records) for p in again) == 0 and spool.waiting() == []
+    assert sorted(p.name for p in (spool.directory / "done").iterdir()) == sorted(
+        [Spool.file_name(parse_oru(_sample("clinisys_oru_r01.hl7"))),
+         Spool.file_name(parse_oru(_sample("sunquest_oru_r01.hl7")))])
+    assert (spool.directory / "rejected" / "zz_garbage.hl7.reason.txt").read_text().startswith("the message has no")
