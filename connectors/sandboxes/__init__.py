@@ -16,12 +16,16 @@ from connectors.sandboxes import (
     brightpay,
     deputy,
     freeagent,
+    gp_connect,
     hmrc_vat,
+    mesh,
     nhs_pds,
+    open_banking,
     peoplehr,
     quickbooks,
     rotacloud,
     sage,
+    scr,
     slack,
     staffology,
     when_i_work,
@@ -50,6 +54,8 @@ SANDBOXES: dict[str, SandboxFactory] = {
     "when_i_work": when_i_work.create_app,
 }
 SANDBOXES.update(OPERATIONS_SANDBOXES)
+SANDBOXES.update({"gp_connect": gp_connect.create_app, "nhs_scr": scr.create_app, "mesh": mesh.create_app,
+                  "open_banking": open_banking.create_app})
 
 
 def mount_sandboxes(app: FastAPI, prefix: str = "/sandbox", config: SandboxConfig | None = None,
