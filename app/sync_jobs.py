@@ -25,8 +25,9 @@ from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy import select
 
 from app.context import AppContext, get_context
-from connectors.catalog import Catalog, default_directory, load_catalog
+from connectors.catalog import default_directory
 from connectors.errors import AuthFailed, ConnectorError, RateLimited, VendorError
+from connectors.manifest import ConnectorManifest, load_manifest
 from connectors.runtime import ConnectorSession
 from engine.ports import OutboundRecord, StreamReader, StreamWriter, WriteOutcome
 from engine.sync.keys import content_hash
@@ -171,14 +172,15 @@ def register_connector_factory(connector_id: str, factory: ConnectorFactory) -> 
     _FACTORIES[connector_id] = factory
 
 
-@lru_cache(maxsize=1)
-def _catalog() -> Catalog:
-    extra = [Path(p) for p in os.environ.get("CAREHUB_CONNECTOR_DIRS", "").split(os.pathsep) if p]
-    cat = load_catalog(default_directory())
-    for d in extra:
-        more = load_catalog(d)
-        cat.manifests.update(more.manifests)
-    return cat
+@lru_cache(maxsize=64)
+def _manifest(connector_id: str) -> ConnectorManifest:
+    """One connector's manifest (``CAREHUB_CONNECTOR_DIRS`` first, then ``templates/connectors``)."""
+    dirs = [Path(p) for p in os.environ.get("CAREHUB_CONNECTOR_DIRS", "").split(os.pathsep) if p]
+    for d in [*dirs, default_directory()]:
+        path = d / f"{connector_id}.yaml"
+        if path.exists():
+            return load_manifest(path)
+    raise RunFailed(f"no connector manifest `{connector_id}`")
 
 
 class IntegrationTokenStore:
@@ -215,7 +217,7 @@ class IntegrationTokenStore:
 
 async def manifest_connector(app: AppContext, integ: Integration, redis: Any, policy: RetryPolicy) -> ConnectorHandle:
     """The default factory: the connector's manifest run by :class:`ConnectorSession`."""
-    manifest = _catalog().get(integ.connector_id)
+    manifest = _manifest(integ.connector_id)
     config = dict(integ.connection_details or {})
     base_url = config.pop("base_url", None) or None
     secrets = app.box.decrypt(integ.credentials_encrypted)

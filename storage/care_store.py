@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlmodel import Session
 
 from engine.ports import WriteOutcome
@@ -73,6 +73,24 @@ def aware(dt: datetime | None) -> datetime | None:
 def _chunks(items: Sequence[Any], n: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), n):
         yield items[i:i + n]
+
+
+def _bulk_insert(s: Session, model: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Core executemany insert (the ORM's bulk path costs more than the database does)."""
+    if rows:
+        s.execute(model.__table__.insert(), list(rows))
+
+
+def _bulk_update(s: Session, model: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Core executemany update by primary key ``id``, one statement per set of columns."""
+    table = model.__table__
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        cols = tuple(sorted(k for k in row if k != "id"))
+        groups.setdefault(cols, []).append({**{k: v for k, v in row.items() if k != "id"}, "_pk": row["id"]})
+    for cols, group in groups.items():
+        stmt = table.update().where(table.c.id == bindparam("_pk")).values({c: bindparam(c) for c in cols})
+        s.execute(stmt, group)
 
 
 class CareStore:
@@ -307,27 +325,28 @@ class CareStore:
                     s.rollback()
                     return PageResult(tripped=True, would_change=so_far + changes)
             if new_records:
-                s.execute(insert(CareRecord), new_records)
+                _bulk_insert(s, CareRecord, new_records)
             if rec_updates:
-                s.execute(update(CareRecord), rec_updates)
+                _bulk_update(s, CareRecord, rec_updates)
             if versions:
-                s.execute(insert(CareRecordVersion), versions)
+                _bulk_insert(s, CareRecordVersion, versions)
             if new_links:
-                s.execute(insert(ExternalLink), new_links)
+                _bulk_insert(s, ExternalLink, new_links)
             if link_updates:
-                s.execute(update(ExternalLink), link_updates)
-            stamp = [i for i in seen_ids if i not in {u["id"] for u in link_updates}]
+                _bulk_update(s, ExternalLink, link_updates)
+            updated_links = {u["id"] for u in link_updates}
+            stamp = [i for i in seen_ids if i not in updated_links]
             for chunk in _chunks(stamp):
                 s.execute(update(ExternalLink).where(ExternalLink.id.in_(chunk))  # type: ignore[union-attr]
                           .values(last_run_id=self.run_id))
             if lineage_new:
-                s.execute(insert(FieldLineage), lineage_new)
+                _bulk_insert(s, FieldLineage, lineage_new)
             if lineage_upd:
                 self._upsert_lineage(s, lineage_upd, stream, latest, records, now)
             if outcomes:
-                s.execute(insert(RecordOutcome), outcomes)
+                _bulk_insert(s, RecordOutcome, outcomes)
             if errors:
-                s.execute(insert(IntegrationError), errors)
+                _bulk_insert(s, IntegrationError, errors)
             fault_point("after_records")
             self._bump_counts(s, stream, counts, changes=changes)
             self._put_checkpoint(s, stream, "inbound", checkpoint)
@@ -373,7 +392,7 @@ class CareStore:
         fresh = [self._lineage(r, f, stream, ext_by_record.get(r, ""), now) for r, f in pairs if (r, f) not in existing]
         stale = [(r, f) for r, f in pairs if (r, f) in existing]
         if fresh:
-            s.execute(insert(FieldLineage), fresh)
+            _bulk_insert(s, FieldLineage, fresh)
         for r, f in stale:
             s.execute(update(FieldLineage).where(and_(FieldLineage.record_id == r, FieldLineage.field == f))  # type: ignore[arg-type]
                       .values(system=self.integration_id, integration_id=self.integration_id, run_id=self.run_id,
@@ -443,13 +462,13 @@ class CareStore:
                                  link_updates, outcomes, "")
                 counts.deleted += 1
             if rec_updates:
-                s.execute(update(CareRecord), rec_updates)
+                _bulk_update(s, CareRecord, rec_updates)
             if versions:
-                s.execute(insert(CareRecordVersion), versions)
+                _bulk_insert(s, CareRecordVersion, versions)
             if link_updates:
-                s.execute(update(ExternalLink), link_updates)
+                _bulk_update(s, ExternalLink, link_updates)
             if outcomes:
-                s.execute(insert(RecordOutcome), outcomes)
+                _bulk_insert(s, RecordOutcome, outcomes)
             self._bump_counts(s, stream, counts, changes=counts.deleted)
         return counts
 
@@ -518,7 +537,7 @@ class CareStore:
                          status="pending", run_id=self.run_id, error="", at=utcnow())
                     for c in candidates if c.idempotency_key not in have]
             if rows:
-                s.execute(insert(OutboundWrite), rows)
+                _bulk_insert(s, OutboundWrite, rows)
 
     def commit_outbound(self, stream: str, care_type: str, results: Sequence[tuple[OutboundCandidate, WriteOutcome]],
                         skipped: Sequence[tuple[OutboundCandidate, str]],
@@ -578,9 +597,9 @@ class CareStore:
                 counts.skipped += 1
                 outcomes.append(self._outcome(stream, care_type, c.external_id or "", c.record_id, "skipped", reason))
             if outcomes:
-                s.execute(insert(RecordOutcome), outcomes)
+                _bulk_insert(s, RecordOutcome, outcomes)
             if errors:
-                s.execute(insert(IntegrationError), errors)
+                _bulk_insert(s, IntegrationError, errors)
             fault_point("outbound_before_commit")
             self._bump_counts(s, stream, counts)
             if checkpoint is not None:

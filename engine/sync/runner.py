@@ -241,13 +241,32 @@ class SyncRunner:
             await self.reporter.event("stream_started", f"reading {plan.stream}" + (" (full)" if full else ""),
                                       {"stream": plan.stream, "full": full})
         agen: AsyncIterator[ReadPage] = self.reader.read(plan.stream, _strip(cp))
+        # Read ahead: the next page is fetched and mapped while this one is being stored.
+        queue: asyncio.Queue[tuple[ReadPage, list[MappedItem]] | BaseException | None] = asyncio.Queue(maxsize=2)
+
+        async def produce() -> None:
+            try:
+                while True:
+                    try:
+                        page = await self._guarded(agen.__anext__, options.policy.call_deadline_seconds)
+                    except StopAsyncIteration:
+                        break
+                    await queue.put((page, [map_record(plan.mapper, r, plan.is_deleted(r)) for r in page.records]))
+                await queue.put(None)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # handed to the consumer, which raises it in order
+                await queue.put(exc)
+
+        producer = asyncio.create_task(produce())
         try:
             while True:
-                try:
-                    page = await self._guarded(agen.__anext__, options.policy.call_deadline_seconds)
-                except StopAsyncIteration:
+                got = await queue.get()
+                if got is None:
                     break
-                items = [map_record(plan.mapper, r, plan.is_deleted(r)) for r in page.records]
+                if isinstance(got, BaseException):
+                    raise got
+                page, items = got
                 new_cp = {**(page.checkpoint or {}), "_run": options.run_id, "_full": full}
                 result = await self.store.apply_inbound(plan.stream, plan.care_type, plan.rule, items, new_cp, budget)
                 if result.tripped:
@@ -260,6 +279,8 @@ class SyncRunner:
                                           {"stream": plan.stream, "records": len(items), **result.counts.as_dict()})
                 self._check_threshold(options)
         finally:
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
             await agen.aclose()  # type: ignore[attr-defined]
         if not full:
             return
