@@ -22,6 +22,7 @@ from connectors.sandboxes import (
     nhs_pds,
     open_banking,
     peoplehr,
+    planday,
     quickbooks,
     rotacloud,
     sage,
@@ -52,6 +53,7 @@ SANDBOXES: dict[str, SandboxFactory] = {
     "slack": slack.create_app,
     "peoplehr": peoplehr.create_app,
     "when_i_work": when_i_work.create_app,
+    "planday": planday.create_app,
 }
 SANDBOXES.update(OPERATIONS_SANDBOXES)
 SANDBOXES.update({"gp_connect": gp_connect.create_app, "nhs_scr": scr.create_app, "mesh": mesh.create_app,

@@ -1,0 +1,229 @@
+"""Planday sandbox: Open API (production ``https://openapi.planday.com``) and its token endpoint
+(production ``https://id.planday.com/connect/token``, here ``/connect/token``).
+
+Faithful to the public material (Planday's developer portal as summarised by ``api-evangelist/planday``
+and ``borgels/mcp-server-planday``): an app has a client id and, per customer portal, a refresh token
+that does not expire; ``POST /connect/token`` (form ``client_id``, ``grant_type=refresh_token``,
+``refresh_token``) gives a one-hour access token and no new refresh token; every API call carries
+``Authorization: Bearer`` and ``X-ClientId``; scopes are ``resource:action`` (``employee:read``,
+``shift:update``); lists are ``{"paging": {"offset", "limit", "total"}, "data": [...]}`` with
+``offset``/``limit`` and at most 50 a page; shifts are read for a ``from``/``to`` date window.
+
+Chosen here and unconfirmed: field names inside employee and shift records beyond ``id``, ``firstName``,
+``lastName``, ``startDateTime``, ``endDateTime``, ``employeeId``, ``departmentId``; error bodies
+(``{"message": ...}``) and the throttle reply (429 + ``Retry-After``).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from connectors.sandboxes.common import (
+    CARE_HOMES,
+    Dataset,
+    FaultMiddleware,
+    SandboxConfig,
+    SandboxState,
+    add_control_routes,
+    bearer,
+    new_state,
+    rng_for,
+)
+from connectors.sandboxes.workforce import staff_member
+
+CLIENT_ID = "7c1d2e3f-planday-sandbox-app"
+REFRESH_TOKEN = "planday-sandbox-refresh-token-0f9e8d7c6b5a"
+FIRST_EMPLOYEE = 210_001
+FIRST_SHIFT = 88_000_001
+DEPARTMENTS = {5101 + i: name for i, name in enumerate(CARE_HOMES)}
+GROUPS = {4201: "Care Assistants", 4202: "Senior Care Assistants", 4203: "Nurses", 4204: "Night Team",
+          4205: "Kitchen", 4206: "Housekeeping"}
+PATTERNS = ((7, 15), (8, 20), (14, 22), (20, 8), (9, 17))
+MAX_LIMIT = 50
+SHIFT_FIELDS = frozenset({"startDateTime", "endDateTime", "employeeId", "departmentId", "employeeGroupId",
+                          "positionId", "shiftTypeId", "comment", "status"})
+PER_DAY = 8
+
+
+def local(dt: datetime) -> str:
+    """Planday's shift times: local time without an offset, ``2026-11-28T07:00:00.000``."""
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.000")
+
+
+def stamp(dt: datetime) -> str:
+    """Planday's record time stamps: ``2024-01-01T00:07:00.000Z``."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def create_app(config: SandboxConfig | None = None) -> FastAPI:
+    """The Planday sandbox app."""
+    cfg = config or SandboxConfig(token_ttl_seconds=3600)
+    state = new_state(cfg, "Planday")
+    seed = cfg.seed
+    n_employees = cfg.count("employees", 90)
+    anchor = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None) - timedelta(days=21)
+
+    def employee(i: int, at: datetime) -> dict[str, Any]:
+        s = staff_member(seed, i)
+        group = {"Registered Nurse": 4203, "Senior Care Assistant": 4202, "Night Care Assistant": 4204,
+                 "Chef": 4205, "Domestic Assistant": 4206}.get(s.job_title, 4201)
+        return {
+            "id": FIRST_EMPLOYEE + i, "dateTimeCreated": stamp(at - timedelta(days=300)), "dateTimeModified": stamp(at),
+            "employeeTypeId": 1 if s.contract == "Full time" else 2, "salaryIdentifier": f"WC{i + 1:04d}",
+            "firstName": s.first_name, "lastName": s.last_name, "userName": s.email, "email": s.email,
+            "cellPhone": s.mobile.replace(" ", "")[1:], "cellPhoneCountryCode": "44", "street1": s.address1,
+            "zip": s.postcode, "city": s.town, "gender": s.gender, "birthDate": s.date_of_birth.isoformat(),
+            "hiredFrom": s.start_date.isoformat(), "deactivationDate": s.leaving_date.isoformat() if s.leaving_date
+            else None, "isActive": s.active, "departments": [5101 + CARE_HOMES.index(s.site)],
+            "employeeGroups": [group], "jobTitle": s.job_title,
+        }
+
+    def window(i: int) -> tuple[datetime, datetime]:
+        r = rng_for(seed, "planday.shifts", i)
+        h1, h2 = PATTERNS[r.randrange(len(PATTERNS))]
+        day = anchor + timedelta(days=i // PER_DAY)
+        start = day.replace(hour=h1)
+        end = day.replace(hour=h2) + (timedelta(days=1) if h2 <= h1 else timedelta())
+        return start, end
+
+    def shift(i: int, at: datetime) -> dict[str, Any]:
+        r = rng_for(seed, "planday.shifts.who", i)
+        start, end = window(i)
+        who = employee(r.randrange(max(1, n_employees)), at)
+        open_ = r.random() < 0.05
+        return {
+            "id": FIRST_SHIFT + i, "status": "Open" if open_ else "Assigned", "dateTimeCreated": stamp(at - timedelta(days=20)),
+            "dateTimeModified": stamp(at), "startDateTime": local(start), "endDateTime": local(end),
+            "date": start.date().isoformat(), "employeeId": None if open_ else who["id"],
+            "departmentId": who["departments"][0], "employeeGroupId": who["employeeGroups"][0], "positionId": None,
+            "shiftTypeId": 31 if start.hour >= 20 else 30, "comment": r.choice(("", "", "Covering sickness")),
+        }
+
+    def index_of(first: int) -> Any:
+        def f(value: str) -> int | None:
+            return int(value) - first if value.isdigit() else None
+        return f
+
+    state.datasets = {
+        "employees": Dataset(n_employees, employee, lambda i: str(FIRST_EMPLOYEE + i), index_of(FIRST_EMPLOYEE)),
+        "shifts": Dataset(cfg.count("shifts", 400), shift, lambda i: str(FIRST_SHIFT + i), index_of(FIRST_SHIFT)),
+    }
+    app = FastAPI(title="Planday sandbox (CareHub)")
+    app.state.sandbox = state
+    app.state.credentials = {"client_id": CLIENT_ID, "refresh_token": REFRESH_TOKEN}
+
+    def message(status: int, text: str) -> JSONResponse:
+        return JSONResponse({"message": text}, status_code=status)
+
+    def throttle(st: SandboxState) -> Response:
+        resp = message(429, "Rate limit is exceeded. Try again later.")
+        if st.faults.retry_after is not None:
+            resp.headers["Retry-After"] = st.faults.retry_after
+        return resp
+
+    app.add_middleware(FaultMiddleware, state=state, throttle=throttle, exempt=("/connect/",))
+    add_control_routes(app, state)
+
+    @app.post("/connect/token")
+    async def token(request: Request) -> Response:
+        form = await request.form()
+        grant = str(form.get("grant_type", ""))
+        state.token_grants[grant] = state.token_grants.get(grant, 0) + 1
+        if grant != "refresh_token":
+            return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
+        if form.get("client_id") != CLIENT_ID:
+            return JSONResponse({"error": "invalid_client"}, status_code=400)
+        if form.get("refresh_token") != REFRESH_TOKEN or state.faults.revoke_tokens:
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        access = secrets.token_urlsafe(24)
+        state.access_tokens[access] = time.time() + cfg.token_ttl_seconds
+        return JSONResponse({"access_token": access, "expires_in": cfg.token_ttl_seconds, "token_type": "Bearer",
+                             "scope": "employee:read shift:read shift:update department:read"})
+
+    def denied(request: Request) -> Response | None:
+        if not state.token_valid(bearer(request)):
+            return message(401, "Authorization has been denied for this request.")
+        if request.headers.get("x-clientid") != CLIENT_ID:
+            return message(401, "X-ClientId header is missing or does not match the token")
+        return None
+
+    def paged(request: Request, rows: list[dict[str, Any]]) -> Response:
+        q = request.query_params
+        try:
+            offset = max(0, int(q.get("offset", "0")))
+            limit = int(q.get("limit", str(MAX_LIMIT)))
+        except ValueError:
+            return message(400, "offset and limit must be whole numbers")
+        if not 1 <= limit <= MAX_LIMIT:
+            return message(400, f"limit must be between 1 and {MAX_LIMIT}")
+        return JSONResponse({"paging": {"offset": offset, "limit": limit, "total": len(rows)},
+                             "data": rows[offset:offset + limit]})
+
+    @app.get("/hr/v1.0/employees")
+    async def employees(request: Request) -> Response:
+        if (d := denied(request)) is not None:
+            return d
+        special = request.query_params.get("special")  # Planday: special=Deactivated lists leavers
+        rows = [e for e in state.datasets["employees"].iter() if (special == "Deactivated") != e["isActive"]]
+        return paged(request, rows)
+
+    @app.get("/hr/v1.0/departments")
+    async def departments(request: Request) -> Response:
+        if (d := denied(request)) is not None:
+            return d
+        return paged(request, [{"id": k, "name": v, "number": str(k)} for k, v in DEPARTMENTS.items()])
+
+    @app.get("/scheduling/v1.0/shifts")
+    async def shifts(request: Request) -> Response:
+        if (d := denied(request)) is not None:
+            return d
+        q = request.query_params
+        try:
+            lo = date.fromisoformat(q["from"]) if q.get("from") else None
+            hi = date.fromisoformat(q["to"]) if q.get("to") else None
+        except ValueError:
+            return message(400, "from and to must be dates (YYYY-MM-DD)")
+        rows = [s for s in state.datasets["shifts"].iter()
+                if (lo is None or s["date"] >= lo.isoformat()) and (hi is None or s["date"] <= hi.isoformat())]
+        rows.sort(key=lambda s: (s["startDateTime"], s["id"]))
+        return paged(request, rows)
+
+    @app.put("/scheduling/v1.0/shifts/{shift_id}")
+    async def update_shift(shift_id: str, request: Request) -> Response:
+        if (d := denied(request)) is not None:
+            return d
+        data = state.datasets["shifts"]
+        rec = data.get(shift_id)
+        if rec is None:
+            return message(404, f"Shift {shift_id} was not found")
+        try:
+            body = await request.json()
+        except ValueError:
+            return message(400, "The request body is not valid JSON")
+        if not isinstance(body, dict):
+            return message(400, "The request body must be a shift")
+        unknown = sorted(set(body) - SHIFT_FIELDS)
+        if unknown:
+            return message(400, f"Unknown field(s): {', '.join(unknown)}")
+        new = {**rec, **body}
+        try:
+            start = datetime.fromisoformat(str(new["startDateTime"]))
+            end = datetime.fromisoformat(str(new["endDateTime"]))
+        except ValueError:
+            return message(400, "startDateTime and endDateTime must be date-times")
+        if end <= start:
+            return message(400, "The shift must end after it starts")
+        if int(new["departmentId"]) not in DEPARTMENTS:
+            return message(400, f"Department {new['departmentId']} does not exist")
+        new["startDateTime"], new["endDateTime"], new["date"] = local(start), local(end), start.date().isoformat()
+        if new != rec:
+            new["dateTimeModified"] = stamp(data.put(shift_id, new))
+        return Response(status_code=204)
+
+    return app
