@@ -53,6 +53,7 @@ ACCOUNTS = (  # (nickname, sort code + account number, sub type, opening balance
     ("Residents' Comfort Fund", "20457711223344", "CACC", 3_418.55),
 )
 PAGE_SIZE = 25
+DEMO_CONSENT = "aac-demo-0000"  # pre-authorised, so demo mode works without the bank's consent screen
 
 
 @dataclass
@@ -153,6 +154,10 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     token_consent: dict[str, str] = {}
     refresh_consent: dict[str, str] = {}
     codes: dict[str, tuple[str, str, float]] = {}
+    tpp_tokens: set[str] = set()
+    consents[DEMO_CONSENT] = Consent(DEMO_CONSENT, ["ReadAccountsDetail", "ReadBalances", "ReadTransactionsCredits",
+                                                    "ReadTransactionsDebits", "ReadTransactionsDetail"],
+                                     created=BASE_TIME, status="AUTH")
     requests_seen: list[dict[str, str]] = []
     state.extra.update(consents=consents, requests=requests_seen, client_public_key=None, page_size=PAGE_SIZE)
     app = FastAPI(title="Open Banking AIS sandbox (CareHub)")
@@ -195,6 +200,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             issued = state.issue_tokens()
             issued.pop("refresh_token")
             issued["scope"] = "accounts"
+            tpp_tokens.add(issued["access_token"])
             return JSONResponse(issued)
         if grant == "authorization_code":
             entry = codes.pop(str(form.get("code", "")), None)
@@ -282,7 +288,10 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         if not state.token_valid(tok):
             return JSONResponse({}, status_code=401, headers={"x-fapi-interaction-id": fapi_id(request),
                                                                 "WWW-Authenticate": 'Bearer error="invalid_token"'})
-        consent = consents.get(token_consent.get(tok or "", ""))
+        bound = token_consent.get(tok or "")
+        if bound is None and tok not in tpp_tokens:
+            bound = DEMO_CONSENT  # a token minted by /_sandbox/tokens (demo mode, CLI) reads the demo consent
+        consent = consents.get(bound or "")
         if consent is None:
             return ob_error(403, "403 Forbidden", "This token is not bound to an account-access consent",
                             "AG01", interaction_id=fapi_id(request))
@@ -371,7 +380,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         @app.post(prefix + "/account-access-consents")
         async def create_consent(request: Request) -> Response:
             tok = bearer(request)
-            if not state.token_valid(tok) or tok in token_consent:
+            if not state.token_valid(tok) or tok not in tpp_tokens:
                 return JSONResponse({}, status_code=401, headers={"x-fapi-interaction-id": fapi_id(request)})
             try:
                 body = await request.json()

@@ -138,7 +138,7 @@ async def test_sandbox_replies_conform_to_the_obie_schemas(bank: FastAPI) -> Non
             conforms(body, schema)
             assert resp.headers["x-fapi-interaction-id"]
         consents = bank.state.sandbox.extra["consents"]
-        cid = next(iter(consents))
+        cid = next(c for c in consents if c != ob.DEMO_CONSENT)
         resp = await s.request(lambda: _get(s, f"/account-access-consents/{cid}"))
         conforms(resp.json(), "OBReadConsentResponse1")
 
@@ -203,3 +203,15 @@ def test_every_bank_profile_has_an_environment(bank_id: str) -> None:
     env = MANIFEST.environments[bank_id]
     assert env.base_url.startswith("https://") and env.token_url and env.token_url.startswith("https://")
     assert PROFILES[bank_id].name
+
+
+async def test_a_tpp_token_cannot_read_accounts_but_a_demo_token_can(bank: FastAPI) -> None:
+    async with _session(bank) as s:
+        tpp = await s.auth.client_credentials_token()  # type: ignore[attr-defined]
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=bank), base_url="http://ob.sandbox") as c:
+            denied = await c.get("/open-banking/v3.1/aisp/accounts", headers={"Authorization": f"Bearer {tpp}"})
+            demo = (await c.post("/_sandbox/tokens")).json()["access_token"]
+            ok = await c.get("/open-banking/v4.0/aisp/accounts", headers={"Authorization": f"Bearer {demo}"})
+    assert denied.status_code == 403 and denied.json()["Errors"][0]["ErrorCode"] == "AG01"
+    conforms(denied.json(), "OBErrorResponse1")
+    assert ok.status_code == 200 and len(ok.json()["Data"]["Account"]) == 3
