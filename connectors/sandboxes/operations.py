@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from connectors.sandboxes import brightpearl, cin7, microsoft_teams, unleashed, upkeep
+from connectors.sandboxes import brightpearl, cin7, fiix, microsoft_teams, unleashed, upkeep
 from connectors.sandboxes.common import SandboxConfig
 
 OPERATIONS_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
@@ -19,4 +19,5 @@ OPERATIONS_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "unleashed": unleashed.create_app,
     "brightpearl": brightpearl.create_app,
     "upkeep": upkeep.create_app,
+    "fiix": fiix.create_app,
 }
