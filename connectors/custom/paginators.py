@@ -9,6 +9,7 @@ from urllib.parse import quote
 import httpx
 
 from connectors.auth import OutgoingRequest
+from connectors.errors import ConnectorError
 from connectors.paginators import Paginator
 
 
@@ -92,7 +93,9 @@ class IdListPaginator(Paginator):
         ids = self._ids(request)
         index = int(self.pos.get("index", 0))
         if index >= len(ids):
-            raise ValueError("no ids left to read: the list of ids is empty or shorter than the checkpoint")
+            name = self.spec.options.get("param", "ids")
+            raise ConnectorError(f"nothing to read: the connection's list `{name}` is empty or shorter than the "
+                                 f"checkpoint ({index + 1} needed, {len(ids)} given)")
         suffix = str(self.spec.options.get("suffix", "/{id}"))
         request.url = request.url.rstrip("/") + suffix.replace("{id}", quote(ids[index], safe=""))
 

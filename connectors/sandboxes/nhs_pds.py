@@ -4,6 +4,8 @@ Faithful to ``NHSDigital/personal-demographics-service-api`` ``specification/per
 
 * ``GET /personal-demographics/FHIR/R4/Patient/{id}``: a ``Patient`` with ``ETag: W/"<versionId>"``;
   restricted (sensitive) patients come without address, telecom, contact and GP;
+* ``GET /personal-demographics/FHIR/R4/Patient/{id}/RelatedPerson``: a ``searchset`` Bundle of related
+  people (next of kin first, ranked); empty for restricted patients;
 * ``GET /personal-demographics/FHIR/R4/Patient?family&given&gender&birthdate&address-postalcode...``: a
   ``searchset`` Bundle with one scored match; ``_max-results`` above 1 is refused (403) in this mode; several
   matches give HTTP 200 with a ``TOO_MANY_MATCHES`` OperationOutcome;
@@ -176,6 +178,38 @@ def _patient(seed: int, i: int, number: str) -> dict[str, Any]:
     return patient
 
 
+RELATIONS = (("N", "Next-of-Kin"), ("U", "Unknown"), ("C", "Emergency Contact"))
+PERSONAL = (("DAU", "natural daughter"), ("SON", "natural son"), ("SPS", "spouse"), ("NIECE", "niece"),
+            ("FRND", "unrelated friend"))
+
+
+def _related(seed: int, i: int, patient: dict[str, Any]) -> list[dict[str, Any]]:
+    """0-2 related people (next of kin first); none for restricted patients, as PDS does."""
+    if patient["meta"]["security"][0]["code"] == "R":
+        return []
+    r = rng_for(seed, "pds.related", i)
+    p = pools(seed)
+    out = []
+    for k in range(r.choice((0, 1, 1, 2))):
+        code, display = RELATIONS[0] if k == 0 else r.choice(RELATIONS[1:])
+        personal = r.choice(PERSONAL)
+        out.append({
+            "id": f"{i:05d}{k:02d}RP", "resourceType": "RelatedPerson",
+            "patient": {"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": patient["id"]}},
+            "active": True, "period": {"start": f"{date(2019, 1, 1) + timedelta(days=r.randrange(0, 2000))}"},
+            "name": [{"use": "usual", "given": [r.choice(p.first_names)], "family": r.choice(p.last_names)}],
+            "telecom": [{"system": "phone", "value": f"07700 9{r.randrange(0, 100000):05d}", "use": "mobile"}],
+            "relationship": [{"coding": [
+                {"system": "http://hl7.org/fhir/ValueSet/relatedperson-relationshiptype", "code": code,
+                 "display": display},
+                {"system": "http://hl7.org/fhir/ValueSet/relatedperson-relationshiptype", "code": personal[0],
+                 "display": personal[1]}]}],
+            "extension": [{"url": "https://fhir.nhs.uk/R4/StructureDefinition/Extension-UKCore-ContactRank",
+                           "valuePositiveInt": k + 1}],
+        })
+    return out
+
+
 def _search_view(patient: dict[str, Any]) -> dict[str, Any]:
     """Search results carry less than a retrieval: no pharmacies, only the home address and usual names."""
     allowed = ("resourceType", "id", "identifier", "meta", "name", "gender", "birthDate", "multipleBirthInteger",
@@ -313,6 +347,24 @@ def create_app(config: SandboxConfig | None = None, *, public_keys: dict[str, st
         if found is None:
             return outcome(404, "RESOURCE_NOT_FOUND", "Resource not found", issue_code="not-found", headers=echo)
         return JSONResponse(found, headers={**echo, "ETag": f'W/"{found["meta"]["versionId"]}"'},
+                            media_type=FHIR_JSON)
+
+    @app.get(BASE + "/Patient/{nhs}/RelatedPerson")
+    async def related_people(nhs: str, request: Request) -> Response:
+        echo, denied = common_checks(request)
+        if denied:
+            return denied
+        if not valid_nhs_number(nhs):
+            return outcome(400, "INVALID_RESOURCE_ID", "Resource Id is invalid", headers=echo)
+        found = patient(nhs)
+        if found is None:
+            return outcome(404, "RESOURCE_NOT_FOUND", "Resource not found", issue_code="not-found", headers=echo)
+        people = _related(seed, index[nhs], found)
+        bundle = {"resourceType": "Bundle", "type": "searchset",
+                  "timestamp": datetime.now(UTC).replace(microsecond=0).isoformat(), "total": len(people),
+                  "entry": [{"fullUrl": f"https://api.service.nhs.uk{BASE}/Patient/{nhs}/RelatedPerson/{rp['id']}",
+                             "resource": rp} for rp in people]}
+        return JSONResponse(bundle, headers={**echo, "ETag": f'W/"{found["meta"]["versionId"]}"'},
                             media_type=FHIR_JSON)
 
     @app.get(BASE + "/Patient")

@@ -110,6 +110,7 @@ def schema_validator(name: str) -> Any:
 def spec() -> dict[str, Any]:
     main = yaml.safe_load((SPEC_DIR / "personal-demographics.yaml").read_text())
     search_op = yaml.safe_load((SPEC_DIR / "components" / "paths" / "patient-search.yaml").read_text())
+    related_op = yaml.safe_load((SPEC_DIR / "components" / "paths" / "relatedpersons-get.yaml").read_text())
     params = main["components"]["parameters"]
 
     def resolve(refs: list[dict[str, str]]) -> list[dict[str, Any]]:
@@ -119,8 +120,9 @@ def spec() -> dict[str, Any]:
         "/Patient": {"path": resolve(main["paths"]["/Patient"]["parameters"]),
                      "query": resolve(search_op["parameters"])},
         "/Patient/{id}": {"path": resolve(main["paths"]["/Patient/{id}"]["parameters"]), "query": []},
+        "/Patient/{id}/RelatedPerson": {"path": resolve(related_op["parameters"]), "query": []},
         "validators": {n: schema_validator(n) for n in ("Patient.yaml", "PatientSearch.yaml",
-                                                         "OperationOutcome.yaml")},
+                                                         "RelatedPersonBundle.yaml", "OperationOutcome.yaml")},
         "id_param": params["Id"],
     }
 
@@ -147,10 +149,12 @@ def check_request(spec: dict[str, Any], request: httpx.Request) -> None:
     nothing undeclared; GET only (application-restricted access reads)."""
     path = request.url.path.removeprefix("/personal-demographics/FHIR/R4")
     assert request.method == "GET", f"{request.method} {path}: read-only access mode"
-    key = "/Patient" if path == "/Patient" else "/Patient/{id}"
-    if key == "/Patient/{id}":
-        nhs = path.rsplit("/", 1)[-1]
-        assert path == f"/Patient/{nhs}" and not _errors(OAS30Validator(spec["id_param"]["schema"]), nhs)
+    related = path.endswith("/RelatedPerson")
+    key = "/Patient" if path == "/Patient" else "/Patient/{id}/RelatedPerson" if related else "/Patient/{id}"
+    if key != "/Patient":
+        nhs = path.removesuffix("/RelatedPerson").rsplit("/", 1)[-1]
+        assert path in (f"/Patient/{nhs}", f"/Patient/{nhs}/RelatedPerson")
+        assert not _errors(OAS30Validator(spec["id_param"]["schema"]), nhs)
         assert nhs_pds.valid_nhs_number(nhs), f"{nhs} is not a valid NHS number"
     ops = spec[key]
     for param in ops["path"]:
@@ -188,6 +192,10 @@ def check_response(spec: dict[str, Any], request: httpx.Request, resp: httpx.Res
         assert body["resourceType"] == "Bundle" and body["type"] == "searchset"
         assert not _errors(v["PatientSearch.yaml"], body), _errors(v["PatientSearch.yaml"], body)
         return
+    if path.endswith("/RelatedPerson"):
+        assert body["resourceType"] == "Bundle" and re.fullmatch(r'W/"[0-9]+"', resp.headers["etag"])
+        assert not _errors(v["RelatedPersonBundle.yaml"], body), _errors(v["RelatedPersonBundle.yaml"], body)
+        return
     assert not _errors(v["Patient.yaml"], body), _errors(v["Patient.yaml"], body)
     assert re.fullmatch(r'W/"[0-9]+"', resp.headers["etag"]) and resp.headers["etag"] == \
         f'W/"{body["meta"]["versionId"]}"'
@@ -224,7 +232,7 @@ def check_all(spec: dict[str, Any], rec: Recorder) -> dict[str, int]:
 
 def test_manifest_validates_and_is_honest_about_reads(manifest: ConnectorManifest) -> None:
     assert manifest.auth.type == "nhs_signed_jwt" and manifest.auth.algorithm == "RS512"
-    assert set(manifest.streams) == {"patients", "patient_search"}
+    assert set(manifest.streams) == {"patients", "patient_search", "related_people"}
     for name, stream in manifest.streams.items():
         assert stream.incremental is None and stream.write is None, name  # full reads, read-only mode
         assert all(len(f.description) > 5 for f in stream.fields), name
@@ -254,6 +262,7 @@ async def test_every_request_and_reply_conforms_to_the_pds_spec(manifest: Connec
 
     async with session(manifest, app, transport=rec) as s:
         residents = await read_all(s, "patients", between=trouble)
+        related = await read_all(s, "related_people")
     trace_cfg = {"ods_code": "VM4X2", "search_family": target["name"][0]["family"][:3] + "*",
                  "search_given": target["name"][0]["given"][0], "search_birthdate": "eq" + target["birthDate"],
                  "search_postcode": "LS*"}
@@ -268,9 +277,10 @@ async def test_every_request_and_reply_conforms_to_the_pds_spec(manifest: Connec
         with pytest.raises(VendorError, match="Resource not found"):
             await read_all(s, "patients")
     assert len(residents) == 60 and traced and traced[0]["id"] == first
+    assert related and {r["patient"]["identifier"]["value"] for r in related} <= set(app.state.numbers)
     counts = check_all(spec, rec)
     assert counts["token"] == 5  # four sessions, plus one refresh after the expiry
-    assert counts["GET 200"] == 62 and counts["GET 401"] == 1 and counts["GET 429"] == 2 and counts["GET 404"] == 1
+    assert counts["GET 200"] == 122 and counts["GET 401"] == 1 and counts["GET 429"] == 2 and counts["GET 404"] == 1
 
 
 def test_spec_checks_reject_non_conforming_traffic(spec: dict[str, Any]) -> None:
@@ -392,3 +402,22 @@ async def test_reads_through_the_sandbox_mounted_like_the_web_app(manifest: Conn
                                 transport=httpx.ASGITransport(app=host), connection_id="pds-mounted") as s:
         residents = await read_all(s, "patients")  # the assertion's aud is the mounted token URL
     assert len(residents) == 8 and s.token_url == "http://carehub.local/sandbox/nhs_pds/oauth2/token"
+
+
+async def test_related_people_of_every_resident(manifest: ConnectorManifest) -> None:
+    app = nhs_pds.create_app(SandboxConfig(records={"patients": 40}))
+    async with session(manifest, app) as s:
+        people = await read_all(s, "related_people")
+    expected = [rp for i, n in enumerate(app.state.numbers) for rp in nhs_pds._related(42, i, nhs_pds._patient(42, i, n))]
+    assert [p["id"] for p in people] == [rp["id"] for rp in expected] and len(people) > 10
+    restricted = {n for i, n in enumerate(app.state.numbers) if i % 37 == 11}
+    assert restricted and not any(p["patient"]["identifier"]["value"] in restricted for p in people)
+    first_ranked = [p for p in people if p["extension"][0]["valuePositiveInt"] == 1]
+    assert all(p["relationship"][0]["coding"][0]["code"] == "N" for p in first_ranked)  # next of kin first
+
+
+async def test_empty_resident_list_is_explained(manifest: ConnectorManifest) -> None:
+    app = nhs_pds.create_app(SandboxConfig(records=3))
+    async with session(manifest, app, config={"ods_code": "VM4X2", "nhs_numbers": ""}) as s:
+        result = await s.test_connection()
+    assert not result.ok and "`nhs_numbers` is empty" in result.reason
