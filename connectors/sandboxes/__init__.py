@@ -18,6 +18,7 @@ from connectors.sandboxes import (
     freeagent,
     gp_connect,
     hmrc_vat,
+    kashflow,
     mesh,
     nhs_pds,
     open_banking,
@@ -54,6 +55,7 @@ SANDBOXES: dict[str, SandboxFactory] = {
     "peoplehr": peoplehr.create_app,
     "when_i_work": when_i_work.create_app,
     "planday": planday.create_app,
+    "kashflow": kashflow.create_app,
 }
 SANDBOXES.update(OPERATIONS_SANDBOXES)
 SANDBOXES.update({"gp_connect": gp_connect.create_app, "nhs_scr": scr.create_app, "mesh": mesh.create_app,
