@@ -15,8 +15,8 @@ from ui.services import services
 MISSING = "0" * 32
 
 
-async def connected(user: User, db: Any, name: str = "Xero for Willow Court") -> str:
-    await sign_in(user, db)
+async def connected(user: User, db: Any, name: str = "Xero for Willow Court", role: str = "manager") -> str:
+    await sign_in(user, db, role=role)
     integration_id = await connect_xero(user, db, name)
     user.find(marker="stream-invoices").click()
     user.find(marker="continue-mapping").click()
@@ -139,7 +139,7 @@ async def test_run_progress_follows_the_run_row_and_shows_records(user: User, db
         assert row is not None
         row.status, row.counts = "succeeded", {"read": 8, "created": 8, "total": 8}
         s.add(row)
-        record = CareRecord(care_type="Contact", data={"name": "<b>Jo</b> Bloggs"})
+        record = CareRecord(care_type="Contact", data={"name": "<b>Jo</b> Bloggs", "address": {"town": "Leeds"}})
         s.add(record)
         s.flush()
         s.add(ExternalLink(integration_id=integration_id, stream="contacts", external_id="c-1", record_id=record.id))
@@ -148,7 +148,8 @@ async def test_run_progress_follows_the_run_row_and_shows_records(user: User, db
     await user.should_see(marker="run-link")
     await user.open(f"/integrations/{integration_id}")
     await user.should_see(marker="records-table")
-    await user.should_see("name: <b>Jo</b> Bloggs")
+    await user.should_see("Personal details are partly hidden.")  # a manager sees personal values masked
+    await user.should_see("Name: <b>Jo</b> Bloggs; Town: L**ds")
 
 
 async def test_a_failed_run_shows_its_reason(user: User, db: Any) -> None:
@@ -165,3 +166,14 @@ async def test_a_failed_run_shows_its_reason(user: User, db: Any) -> None:
         update_integration(s, box=services().box, actor="t", integration_id=integration_id, status="error")
     await user.should_see(marker="run-problem", retries=40)
     await user.should_see("Failed: Xero did not accept the credentials.")
+
+
+async def test_admins_see_record_values_in_full_and_as_text(user: User, db: Any) -> None:
+    integration_id = await connected(user, db, role="admin")
+    with db.session() as s:
+        record = CareRecord(care_type="Contact", data={"name": "<b>Jo</b> Bloggs", "address": {"town": "Leeds"}})
+        s.add(record)
+        s.flush()
+        s.add(ExternalLink(integration_id=integration_id, stream="contacts", external_id="c-1", record_id=record.id))
+    await user.open(f"/integrations/{integration_id}")
+    await user.should_see("Name: <b>Jo</b> Bloggs; Town: Leeds")

@@ -7,6 +7,7 @@ from typing import Any
 
 from nicegui import ui
 
+from engine.caretypes import CARE_TYPES
 from engine.mapping import MappingDesign, MappingError, explain_design
 from storage.integrations import (
     NotFound,
@@ -15,6 +16,7 @@ from storage.integrations import (
     get_ownership,
     get_sync_settings,
     list_runs,
+    record_view,
     update_integration,
 )
 from storage.models import IntegrationStatus
@@ -26,12 +28,13 @@ from storage.ui_queries import (
     run_events,
     run_outcomes,
 )
-from ui.auth import actor
+from ui.auth import actor, has_role
 from ui.components import theme
 from ui.components.badges import integration_status_badge, run_status_badge
+from ui.components.mapping_state import humanise
 from ui.components.ownership_text import rule_sentence, schedule_sentence
 from ui.components.run_progress import counts_sentence, run_progress
-from ui.components.samples import short
+from ui.components.samples import MASKED_SENSITIVITY, short
 from ui.layout import frame
 from ui.services import services
 
@@ -68,8 +71,7 @@ def _review(integration_id: str) -> dict[str, Any]:
         cfg = get_sync_settings(session, integration_id=integration_id)
         designs = {d.stream: d for d in current_designs(session, integration_id=integration_id)}
         owners = get_ownership(session, integration_id=integration_id)
-        runs = list_runs(session, integration_id=integration_id, limit=5).items
-    return {"row": row, "cfg": cfg, "designs": designs, "owners": owners, "runs": runs}
+    return {"row": row, "cfg": cfg, "designs": designs, "owners": owners}
 
 
 @ui.page("/integrations/{integration_id}")
@@ -98,15 +100,16 @@ def integration_page(integration_id: str) -> None:
         def records() -> None:
             records_section(row.id)
 
-        _actions(row.id, row.status, status_holder, lambda: _ignore(records.refresh()))
-        ui.label("Recent syncs").classes("text-lg font-semibold").props("role=heading aria-level=2")
-        for run in data["runs"]:
-            with ui.row().classes("items-center gap-3"):
-                run_status_badge(run.status)
-                ui.link(f"{run.queued_at:%d %b %Y %H:%M} ({run.trigger})", f"/integrations/{row.id}/runs/{run.id}")
-                ui.label(counts_sentence(dict(run.counts or {}))).classes("text-sm text-slate-700")
-        if not data["runs"]:
-            ui.label("No syncs yet.").mark("no-runs")
+        @ui.refreshable
+        def recent() -> None:
+            recent_runs(row.id)
+
+        def after_run() -> None:
+            records.refresh()
+            recent.refresh()
+
+        _actions(row.id, row.status, status_holder, after_run)
+        recent()
         records()
 
 
@@ -121,7 +124,8 @@ def _checklist(row: Any, cfg: Any, designs: dict[str, Any], owners: list[Any], s
             d = designs.get(s["stream"])
             text = f"{s['stream'].replace('_', ' ')} → {s['care_type']}: " + (
                 f"mapping version {d.version} saved" if d else "not mapped yet")
-            _tick(d is not None, text, f"/integrations/{row.id}/design/{s['stream']}", f"Map {s['stream']}")
+            _tick(d is not None, text, f"/integrations/{row.id}/design/{s['stream']}",
+                  f"the {s['stream'].replace('_', ' ')} mapping")
             if d is not None:
                 try:
                     paragraph = explain_design(MappingDesign.model_validate(d.design), connector_label=system,
@@ -143,7 +147,8 @@ def _tick(ok: bool, text: str, link: str, link_label: str) -> None:
         ui.icon("check_circle" if ok else "radio_button_unchecked").classes(
             "text-green-800" if ok else "text-slate-600").props(f'aria-label="{"done" if ok else "to do"}"')
         ui.label(text)
-        ui.link(f"Change {link_label.lower()}" if ok else f"Set up {link_label.lower()}", link).classes("text-sm")
+        ui.link(f"Change {link_label[:1].lower()}{link_label[1:]}" if ok else f"Set up {link_label[:1].lower()}{link_label[1:]}",
+                link).classes("text-sm")
 
 
 def _actions(integration_id: str, status: str, status_holder: ui.row, refresh_records: Callable[[], None]) -> None:
@@ -190,16 +195,55 @@ def _actions(integration_id: str, status: str, status_holder: ui.row, refresh_re
     progress_area.move(target_index=-1)
 
 
+def recent_runs(integration_id: str) -> None:
+    """The integration's last five runs with links."""
+    with services().db.session() as session:
+        runs = list_runs(session, integration_id=integration_id, limit=5).items
+    ui.label("Recent syncs").classes("text-lg font-semibold").props("role=heading aria-level=2")
+    for run in runs:
+        with ui.row().classes("items-center gap-3"):
+            run_status_badge(run.status)
+            ui.link(f"{run.queued_at:%d %b %Y %H:%M} ({run.trigger})", f"/integrations/{integration_id}/runs/{run.id}")
+            ui.label(counts_sentence(dict(run.counts or {}))).classes("text-sm text-slate-700")
+    if not runs:
+        ui.label("No syncs yet.").mark("no-runs")
+
+
+def record_values(care_type: str, data: dict[str, Any], *, reveal: bool) -> str:
+    """A record's values as one line of text; personal and health values masked unless ``reveal``."""
+    ct = CARE_TYPES.get(care_type)
+    parts: list[str] = []
+
+    def walk(prefix: str, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            path = f"{prefix}{key}"
+            if path == "externalRefs":
+                continue
+            if isinstance(value, dict):
+                walk(path + ".", value)
+                continue
+            field = ct.field(path) if ct else None
+            sensitive = field is not None and field.sensitivity.value in MASKED_SENSITIVITY
+            parts.append(f"{humanise(path.split('.')[-1])}: {short(value, sensitive=sensitive and not reveal)}")
+
+    walk("", data)
+    return "; ".join(parts[:8])
+
+
 def records_section(integration_id: str) -> None:
-    """Care records this integration wrote (values are shown as text, personal ones masked)."""
+    """Care records this integration wrote, as text; personal and health values masked except for admins."""
+    reveal = has_role(("admin",))
     with services().db.session() as session:
         rows = integration_records(session, integration_id, limit=25)
+        if rows:
+            record_view(session, actor=actor(), integration_id=integration_id, what="records")
     ui.label("Records in WriteCareNotes from this integration").classes("text-lg font-semibold").props(
         "role=heading aria-level=2")
     if not rows:
         ui.label("No records yet: press Sync now.").mark("no-records")
         return
-    ui.label(f"Showing the {len(rows)} most recently changed.").mark("records-count")
+    note = "" if reveal else " Personal details are partly hidden."
+    ui.label(f"Showing the {len(rows)} most recently changed.{note}").mark("records-count")
     with ui.element("table").classes("w-full text-sm border-collapse").mark("records-table"):
         with ui.element("thead"), ui.element("tr"):
             for head in ("Data type", "Id in the other system", "Values", "Changed"):
@@ -213,8 +257,7 @@ def records_section(integration_id: str) -> None:
                     with ui.element("td").classes("p-1"):
                         ui.label(short(link.external_id))
                     with ui.element("td").classes("p-1"):
-                        values = [f"{k}: {short(v)}" for k, v in record.data.items() if k != "externalRefs"]
-                        ui.label("; ".join(values[:6]))
+                        ui.label(record_values(record.care_type, dict(record.data), reveal=reveal))
                     with ui.element("td").classes("p-1"):
                         ui.label(f"{record.updated_at:%d %b %H:%M}")
 
@@ -254,6 +297,3 @@ def run_page(integration_id: str, run_id: str) -> None:
                      ).classes("text-sm")
         ui.link("Back to the integration", f"/integrations/{integration_id}")
 
-
-def _ignore(_result: object) -> None:
-    """Drop a refresh's awaitable result (refreshing is synchronous for non-async builders)."""
