@@ -86,13 +86,13 @@ def _invoice(seed: int, i: int, at: datetime, n_customers: int) -> dict[str, Any
     cust = _customer(seed, r.randrange(max(1, n_customers)), at)
     issued = date(2025, 1, 1) + timedelta(days=i // 3)
     weekly = r.choice((1095.0, 1180.5, 1250.0, 1320.0))
-    lines = [{"Number": 1, "Description": f"{CARE_SERVICES[0]} - 4 weeks", "Quantity": 4.0, "Rate": weekly,
+    lines: list[dict[str, Any]] = [{"Number": 1, "Description": f"{CARE_SERVICES[0]} - 4 weeks", "Quantity": 4.0, "Rate": weekly,
               "VATRate": 0.0, "VATAmount": 0.0, "NominalCode": 4000, "ProductCode": "CAREFEES"}]
     if r.random() < 0.3:
         lines.append({"Number": 2, "Description": r.choice(CARE_SERVICES[4:]), "Quantity": 1.0, "Rate": 28.0,
                       "VATRate": 20.0, "VATAmount": 5.6, "NominalCode": 4010, "ProductCode": "SUNDRY"})
-    net = round(sum(x["Quantity"] * x["Rate"] for x in lines), 2)
-    vat = round(sum(x["VATAmount"] for x in lines), 2)
+    net = round(sum(float(x["Quantity"]) * float(x["Rate"]) for x in lines), 2)
+    vat = round(sum(float(x["VATAmount"]) for x in lines), 2)
     status = r.choice(("Paid", "Paid", "Unpaid", "Overdue"))
     paid = net + vat if status == "Paid" else 0.0
     due = issued + timedelta(days=int(cust["PaymentTerms"]))
