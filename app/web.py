@@ -46,7 +46,8 @@ def configure(ctx: AppContext | None = None) -> AppContext:
     ui_services.configure(ui_services.Services(
         db=ctx.db, box=ctx.box, redis_url=ctx.redis_url, allow_private_hosts=ctx.settings.allow_private_hosts,
         sandboxes_enabled=ctx.settings.sandboxes_enabled,
-        public_url=f"http://{ctx.settings.host}:{ctx.settings.port}", enqueue_run=_enqueue_run(ctx)))
+        public_url=f"http://{ctx.settings.host}:{ctx.settings.port}", enqueue_run=_enqueue_run(ctx),
+        enqueue_retry=_enqueue_retry(ctx)))
     ui_theme.install()
     register_all()
     nicegui_app.mount("/api/v1", api_app)  # FastAPI sub-app: its own OpenAPI and /docs
@@ -71,6 +72,25 @@ def _enqueue_run(ctx: AppContext) -> Callable[[str, str], Awaitable[str]] | None
             pools.clear()
             pools[loop] = await sync_jobs.arq_pool(ctx.redis_url)
         return await sync_jobs.enqueue_run(ctx.db, pools[loop], integration_id, trigger="manual",
+                                           requested_by=requested_by)
+
+    return enqueue
+
+
+def _enqueue_retry(ctx: AppContext) -> Callable[[str, dict[str, Any], str], Awaitable[str]] | None:
+    """The sync engine's retry run for the errors inbox: (integration_id, params, requested_by) -> run id."""
+    try:
+        from app import sync_jobs
+    except ImportError:
+        return None
+    pools: dict[int, Any] = {}  # one arq pool per event loop (tests run one loop each)
+
+    async def enqueue(integration_id: str, params: dict[str, Any], requested_by: str) -> str:
+        loop = id(asyncio.get_running_loop())
+        if loop not in pools:
+            pools.clear()
+            pools[loop] = await sync_jobs.arq_pool(ctx.redis_url)
+        return await sync_jobs.enqueue_run(ctx.db, pools[loop], integration_id, trigger="retry", params=params,
                                            requested_by=requested_by)
 
     return enqueue

@@ -587,7 +587,7 @@ def reconcile(session: Session, phase_id: str, actor: str) -> dict[str, Any]:
     phase.report = {**phase.report, "reconcile": result}
     phase.status = "reconciled"
     session.add(phase)
-    set_step(session, plan.id, "cutover", phase_id=phase.id)
+    set_step(session, plan.id, "reconcile", phase_id=phase.id)
     record_audit(session, actor=actor, action="migration.phase.reconcile", entity_type="migration_phase",
                  entity_id=phase.id, detail={k: result[k] for k in ("expected", "missing", "accuracy_pct", "passed")})
     return result

@@ -115,3 +115,22 @@ def page_session(fn: Callable[[Session], T]) -> Callable[[], T]:
             return fn(session)
 
     return work
+
+
+def plain_table(columns: list[tuple[str, str]], rows: list[dict[str, Any]], *, caption: str = "") -> ui.element:
+    """A plain HTML table (no scroll container, so nothing a keyboard cannot reach); cells are text."""
+    with ui.element("table").classes("w-full text-sm border-collapse") as table:
+        if caption:
+            with ui.element("caption").classes("text-left font-medium"):
+                ui.label(caption)
+        with ui.element("thead"), ui.element("tr"):
+            for _, label in columns:
+                with ui.element("th").classes("text-left border-b p-2").props("scope=col"):
+                    ui.label(label)
+        with ui.element("tbody"):
+            for row in rows:
+                with ui.element("tr").classes("border-b"):
+                    for key, _ in columns:
+                        with ui.element("td").classes("p-2"):
+                            ui.label(str(row.get(key, "")))
+    return table

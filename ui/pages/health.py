@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from storage import ops_queries as oq
 from storage.audit import recent_audit
-from ui.components.ops_common import allowed, in_session, pct_text, seconds_text, when
+from ui.components.ops_common import allowed, in_session, pct_text, plain_table, seconds_text, when
 from ui.layout import frame
 
 TARGET_TEXT = {
@@ -89,21 +89,17 @@ async def health_page(days: int = 30) -> None:
                     ui.label(f"Target: {target}").classes("text-sm")
                     ui.label(words).classes(f"px-2 rounded text-sm font-medium {classes}")
         ui.label("Per integration").classes("text-lg font-semibold").props("role=heading aria-level=2")
-        columns = [{"name": "name", "label": "Integration", "field": "name", "align": "left"},
-                   *[{"name": k, "label": TARGET_TEXT[k][0], "field": k, "align": "right"} for k in TARGET_TEXT],
-                   {"name": "runs", "label": "Runs", "field": "runs", "align": "right"},
-                   {"name": "open", "label": "Open errors", "field": "open", "align": "right"},
-                   {"name": "last", "label": "Last success", "field": "last", "align": "left"}]
+        columns = [("name", "Integration"), *[(k, TARGET_TEXT[k][0]) for k in TARGET_TEXT], ("runs", "Runs"),
+                   ("open", "Open errors"), ("last", "Last success")]
         rows = []
         for h in view.per:
             row: dict[str, Any] = {"name": h.name + (" (stale)" if h.stale else ""), "runs": h.runs,
                                    "open": h.open_errors, "last": when(h.last_success)}
             for key, value in h.figures().items():
                 met = h.meets()[key]
-                row[key] = figure_text(key, value) + ("" if met is None else (" ✓" if met else " ✗"))
+                row[key] = figure_text(key, value) + ("" if met is None else (" (met)" if met else " (missed)"))
             rows.append(row)
-        ui.table(columns=columns, rows=rows, row_key="name").classes("w-full").props(
-            "flat bordered hide-pagination :rows-per-page-options=[0]").mark("health-table")
+        plain_table(columns, rows).mark("health-table")
         ui.label("Trend (last 14 days)").classes("text-lg font-semibold").props("role=heading aria-level=2")
         ui.echart({
             "animation": False, "aria": {"enabled": True}, "legend": {"top": 0}, "tooltip": {"trigger": "axis"},

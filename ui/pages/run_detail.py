@@ -108,9 +108,9 @@ async def run_page(run_id: str) -> None:
 
             select.on_value_change(change)
             for row in rows:
-                title = f"{row.care_type or row.stream} {row.external_id} — {row.outcome}"
-                with ui.expansion(title, caption=row.reason).classes("w-full border rounded").mark(
-                        f"outcome-{row.external_id}"):
+                title = f"{row.care_type or row.stream} {row.external_id} — {row.outcome}" + (
+                    f": {row.reason}" if row.reason else "")
+                with ui.expansion(title).classes("w-full border rounded").mark(f"outcome-{row.external_id}"):
                     changes = oq.diff(row.before or {}, row.after or {})
                     if changes:
                         ui.table(columns=[{"name": n, "label": lbl, "field": n, "align": "left"} for n, lbl in
