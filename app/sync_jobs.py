@@ -282,6 +282,7 @@ class AsyncCareStore:
 
     def __init__(self, store: CareStore) -> None:
         self.s = store
+        self._marked: set[str] = set()
 
     async def load_checkpoint(self, stream: str, direction: str) -> dict[str, Any] | None:
         return await _io(self.s.load_checkpoint, stream, direction)
@@ -297,8 +298,9 @@ class AsyncCareStore:
 
     async def apply_inbound(self, stream: str, care_type: str, rule: OwnershipRule, items: Sequence[MappedItem],
                             checkpoint: dict[str, Any] | None, change_budget: int | None) -> PageResult:
-        if checkpoint is not None and checkpoint.get("_full"):
+        if checkpoint is not None and checkpoint.get("_full") and stream not in self._marked:
             await _io(self.s.mark_full, stream)
+            self._marked.add(stream)
         return await _io(self.s.apply_inbound, stream, care_type, rule, items, checkpoint, change_budget)
 
     async def unseen_links(self, stream: str) -> list[str]:

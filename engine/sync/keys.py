@@ -10,6 +10,15 @@ from decimal import Decimal
 from typing import Any
 
 
+try:
+    import orjson as _orjson
+
+    _OPTS = _orjson.OPT_SORT_KEYS | _orjson.OPT_NON_STR_KEYS | _orjson.OPT_PASSTHROUGH_DATETIME
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    _orjson = None  # type: ignore[assignment]
+    _OPTS = 0
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
@@ -24,7 +33,16 @@ def canonical_json(values: Mapping[str, Any]) -> str:
 
 
 def content_hash(values: Mapping[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of a record's values (hex, 64 chars)."""
+    """SHA-256 of the canonical JSON of a record's values (hex, 64 chars).
+
+    orjson when it can encode the values (several times faster on the hot path), else the standard library;
+    both give sorted keys and no whitespace, so equal values hash equally either way.
+    """
+    if _orjson is not None:
+        try:
+            return hashlib.sha256(_orjson.dumps(values, option=_OPTS, default=_default)).hexdigest()
+        except TypeError:
+            pass
     return hashlib.sha256(canonical_json(values).encode()).hexdigest()
 
 
