@@ -5,7 +5,8 @@ Faithful to the public material (Planday's developer portal as summarised by ``a
 and ``borgels/mcp-server-planday``): an app has a client id and, per customer portal, a refresh token
 that does not expire; ``POST /connect/token`` (form ``client_id``, ``grant_type=refresh_token``,
 ``refresh_token``) gives a one-hour access token and no new refresh token; every API call carries
-``Authorization: Bearer`` and ``X-ClientId``; scopes are ``resource:action`` (``employee:read``,
+``Authorization: Bearer`` and ``X-ClientId``; an app is authorised for a portal through ``/connect/authorize`` (authorization code),
+which also hands out that refresh token; scopes are ``resource:action`` (``employee:read``,
 ``shift:update``); lists are ``{"paging": {"offset", "limit", "total"}, "data": [...]}`` with
 ``offset``/``limit`` and at most 50 a page; shifts are read for a ``from``/``to`` date window.
 
@@ -22,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from connectors.sandboxes.common import (
     CARE_HOMES,
@@ -130,26 +131,58 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     app.add_middleware(FaultMiddleware, state=state, throttle=throttle, exempt=("/connect/",))
     add_control_routes(app, state)
 
+    refresh_clients: dict[str, str] = {REFRESH_TOKEN: CLIENT_ID}  # refresh token -> the app it belongs to
+    token_clients: dict[str, str] = {}
+    codes: dict[str, tuple[str, str, float]] = {}
+
+    @app.get("/connect/authorize", response_model=None)
+    async def authorize(request: Request) -> Response:
+        q = request.query_params
+        if not q.get("redirect_uri") or not q.get("client_id"):
+            return JSONResponse({"error": "invalid_request"}, status_code=400)
+        code = secrets.token_urlsafe(16)
+        codes[code] = (str(q["client_id"]), str(q["redirect_uri"]), time.time() + 60)
+        sep = "&" if "?" in q["redirect_uri"] else "?"
+        target = f"{q['redirect_uri']}{sep}code={code}" + (f"&state={q['state']}" if q.get("state") else "")
+        return RedirectResponse(target, status_code=302)
+
+    def issue(client: str, with_refresh: bool) -> dict[str, Any]:
+        access = secrets.token_urlsafe(24)
+        state.access_tokens[access] = time.time() + cfg.token_ttl_seconds
+        token_clients[access] = client
+        out: dict[str, Any] = {"access_token": access, "expires_in": cfg.token_ttl_seconds, "token_type": "Bearer",
+                               "scope": "employee:read shift:read shift:update department:read"}
+        if with_refresh:  # a portal's refresh token is handed out once and never expires
+            refresh = secrets.token_urlsafe(32)
+            refresh_clients[refresh] = client
+            out["refresh_token"] = refresh
+        return out
+
     @app.post("/connect/token")
     async def token(request: Request) -> Response:
         form = await request.form()
         grant = str(form.get("grant_type", ""))
+        client = str(form.get("client_id", ""))
         state.token_grants[grant] = state.token_grants.get(grant, 0) + 1
+        if grant == "authorization_code":
+            entry = codes.pop(str(form.get("code", "")), None)
+            if entry is None or entry[2] < time.time() or entry[0] != client:
+                return JSONResponse({"error": "invalid_grant"}, status_code=400)
+            return JSONResponse(issue(client, with_refresh=True))
         if grant != "refresh_token":
             return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
-        if form.get("client_id") != CLIENT_ID:
-            return JSONResponse({"error": "invalid_client"}, status_code=400)
-        if form.get("refresh_token") != REFRESH_TOKEN or state.faults.revoke_tokens:
+        owner = refresh_clients.get(str(form.get("refresh_token", "")))
+        if owner is None or state.faults.revoke_tokens:
             return JSONResponse({"error": "invalid_grant"}, status_code=400)
-        access = secrets.token_urlsafe(24)
-        state.access_tokens[access] = time.time() + cfg.token_ttl_seconds
-        return JSONResponse({"access_token": access, "expires_in": cfg.token_ttl_seconds, "token_type": "Bearer",
-                             "scope": "employee:read shift:read shift:update department:read"})
+        if owner != client:
+            return JSONResponse({"error": "invalid_client"}, status_code=400)
+        return JSONResponse(issue(client, with_refresh=False))
 
     def denied(request: Request) -> Response | None:
-        if not state.token_valid(bearer(request)):
+        token_ = bearer(request)
+        if not state.token_valid(token_):
             return message(401, "Authorization has been denied for this request.")
-        if request.headers.get("x-clientid") != CLIENT_ID:
+        if request.headers.get("x-clientid") != token_clients.get(token_ or ""):
             return message(401, "X-ClientId header is missing or does not match the token")
         return None
 

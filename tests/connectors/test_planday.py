@@ -101,3 +101,21 @@ async def test_mapping_templates_map_sandbox_records() -> None:
     assert people[0]["employeeNumber"] == "WC0001" and people[0]["phone"].startswith("+447")
     rota = map_records("planday", "Shift", shifts)
     assert all(r["end"] > r["start"] and r["source"] == "planday" for r in rota)
+
+
+async def test_connect_flow_authorization_code_then_reads() -> None:
+    import httpx
+
+    from connectors.auth import OAuth2AuthorizationCodeAuthenticator
+
+    app = sandbox("planday", records=RECORDS)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://planday.sandbox") as c:
+        resp = await c.get("/connect/authorize", params={"client_id": "carehub-sandbox-app", "state": "s1",
+                                                          "redirect_uri": "http://hub/oauth/callback"})
+    assert resp.status_code == 302 and "state=s1" in resp.headers["location"]
+    code = resp.headers["location"].split("code=")[1].split("&")[0]
+    async with planday(app, {"client_id": "carehub-sandbox-app"}) as s:
+        assert isinstance(s.auth, OAuth2AuthorizationCodeAuthenticator)
+        tokens = await s.auth.exchange_code(code, "http://hub/oauth/callback")
+        departments, _ = await read_all(s, "departments")
+    assert tokens["refresh_token"] and len(departments) == 4
