@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from connectors.sandboxes import brightpearl, cin7, fiix, microsoft_teams, samsara, unleashed, upkeep
+from connectors.sandboxes import brightpearl, cin7, fiix, microsoft_teams, samsara, unleashed, upkeep, webfleet
 from connectors.sandboxes.common import SandboxConfig
 
 OPERATIONS_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
@@ -21,4 +21,5 @@ OPERATIONS_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "upkeep": upkeep.create_app,
     "fiix": fiix.create_app,
     "samsara": samsara.create_app,
+    "webfleet": webfleet.create_app,
 }
