@@ -20,7 +20,9 @@ def function_options(advanced: bool) -> dict[str, str]:
             continue
         if spec.name == "identity":
             continue
-        out[spec.name] = f"{spec.category.capitalize()}: {spec.description}"
+        ex = spec.example
+        out[spec.name] = (f"{spec.category.capitalize()}: {spec.description} "
+                          f"(e.g. {describe_arg(ex.input)} → {describe_arg(ex.output)})")
     return out
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from nicegui import ui
 
@@ -263,11 +263,10 @@ class Designer:
                 with ui.row().classes("items-center gap-2 w-full"):
                     ui.label(f"{sug.source} → {label}").classes("font-medium")
                     ui.label(f"({int(sug.confidence * 100)}% sure: {sug.reason})").classes("text-sm text-slate-700")
-                    ui.button("Accept", on_click=lambda s=sug: self.accept(s)).props(
-                        f'flat dense no-caps aria-label="Accept {_attr(sug.source)} to {_attr(label)}"').mark(
-                        f"accept:{sug.target}")
-                    ui.button("Dismiss", on_click=lambda s=sug: self.dismiss(s.source, s.target)).props(
-                        f'flat dense no-caps aria-label="Dismiss {_attr(sug.source)} to {_attr(label)}"')
+                    aria(ui.button("Accept", on_click=lambda s=sug: self.accept(s)).props("flat dense no-caps"),
+                         f"Accept {sug.source} to {label}").mark(f"accept:{sug.target}")
+                    aria(ui.button("Dismiss", on_click=lambda s=sug: self.dismiss(s.source, s.target)).props(
+                        "flat dense no-caps"), f"Dismiss {sug.source} to {label}")
             ui.button("Accept all suggestions", icon="done_all",
                       on_click=lambda: self.accept_all(open_)).props("no-caps").mark("accept-all")
 
@@ -298,7 +297,7 @@ class Designer:
     def sources_panel(self) -> None:
         """Source fields: draggable, clickable, with a live sample value."""
         d = self.draft
-        with ui.column().classes("w-full gap-1").props(f'role=list aria-label="Fields from {self.connector.name}"'):
+        with aria(ui.column().classes("w-full gap-1").props("role=list"), f"Fields from {self.connector.name}"):
             for s in d.sources:
                 idx = self.source_index[s.name]
                 selected = d.selected_source == s.name
@@ -311,10 +310,10 @@ class Designer:
                             js_handler=f"(e) => {{ e.dataTransfer.setData('text/plain', 'src:{idx}'); "
                                        "e.dataTransfer.effectAllowed = 'copy'; emit(); }")
                     with ui.row().classes("items-center justify-between w-full no-wrap gap-2"):
-                        ui.button(s.name, icon="drag_indicator", on_click=lambda n=s.name: self.click_source(n)).props(
-                            f'flat dense no-caps align=left aria-pressed={"true" if selected else "false"} '
-                            f'aria-label="{_attr("Choose " + s.name)}"').classes("font-mono text-left").mark(
-                            f"pick:{s.name}")
+                        pick = ui.button(s.name, icon="drag_indicator", on_click=lambda n=s.name: self.click_source(n))
+                        pick.props("flat dense no-caps align=left").classes("font-mono text-left").mark(f"pick:{s.name}")
+                        pick.props["aria-pressed"] = "true" if selected else "false"
+                        aria(pick, f"Choose {s.name}")
                         ui.label(first_sample(self.samples, s)).classes("text-sm text-slate-700 truncate").props(
                             'title="Sample value"')
                     ui.label(s.description).classes("text-xs text-slate-700")
@@ -345,7 +344,9 @@ class Designer:
         missing = t.required and mapping is None
         border = "border-red-700 border-2" if missing else ("border-teal-700" if mapping else "border-slate-300")
         with ui.element("div").classes(f"w-full rounded border p-2 bg-white {border}").props(
-                f'role=listitem data-testid="tgt-{t.path}" aria-label="{_attr(t.label)}"').mark(f"tgt:{t.path}") as zone:
+                "role=listitem").mark(f"tgt:{t.path}") as zone:
+            zone.props["data-testid"] = f"tgt-{t.path}"
+            aria(zone, t.label)
             zone.on("dragover.prevent", js_handler="(e) => { e.dataTransfer.dropEffect = 'copy'; "
                                                    "e.currentTarget.classList.add('bg-teal-50'); }")
             zone.on("dragleave", js_handler="(e) => e.currentTarget.classList.remove('bg-teal-50')")
@@ -361,9 +362,8 @@ class Designer:
                             "text-xs font-semibold " + ("text-red-800" if missing else "text-slate-700")).mark(
                             f"required:{t.path}")
                 if d.selected_source is not None:
-                    ui.button("Put here", icon="call_received", on_click=lambda p=t.path: self.put_here(p)).props(
-                        f'dense no-caps aria-label="{_attr("Put " + d.selected_source + " into " + t.label)}"').mark(
-                        f"put:{t.path}")
+                    aria(ui.button("Put here", icon="call_received", on_click=lambda p=t.path: self.put_here(p)).props(
+                        "dense no-caps"), f"Put {d.selected_source} into {t.label}").mark(f"put:{t.path}")
             ui.label(t.description).classes("text-sm text-slate-700")
             if mapping is not None:
                 self._mapped(t, mapping)
@@ -411,8 +411,8 @@ class Designer:
                 ui.label("Filled by an expression").classes("font-medium")
             else:
                 ui.label(f"Always {mapping.default_value}").classes("font-medium")
-            ui.button("Remove", icon="link_off", on_click=lambda p=t.path: self.unmap(p)).props(
-                f'flat dense no-caps aria-label="{_attr("Remove the mapping of " + t.label)}"').mark(f"unmap:{t.path}")
+            aria(ui.button("Remove", icon="link_off", on_click=lambda p=t.path: self.unmap(p)).props("flat dense no-caps"),
+                 f"Remove the mapping of {t.label}").mark(f"unmap:{t.path}")
         if src:
             self._transform_picker(t, mapping)
 
@@ -667,6 +667,11 @@ def _describe(m: Mapping[str, Any]) -> str:
     return text
 
 
-def _attr(text: str) -> str:
-    """Text safe inside a double-quoted Quasar prop value."""
-    return str(text).replace('"', "'").replace("\\", "/")
+
+E = TypeVar("E", bound=ui.element)
+
+
+def aria(element: E, label: str) -> E:
+    """Give an element an accessible name; set as a prop value, so no text is ever parsed as markup or props."""
+    element.props["aria-label"] = label
+    return element

@@ -19,8 +19,9 @@ def matches(entry: CatalogEntry, text: str) -> bool:
 
 
 def _card(entry: CatalogEntry) -> None:
-    with ui.card().classes("w-72 gap-2").props(f'role=listitem aria-label="{_attr(entry.name)}"').mark(
-            f"system-{entry.id}"):
+    card = ui.card().classes("w-72 gap-2").props("role=listitem").mark(f"system-{entry.id}")
+    card.props["aria-label"] = entry.name
+    with card:
         with ui.row().classes("items-center justify-between w-full no-wrap"):
             ui.label(entry.name).classes("text-lg font-semibold").props("role=heading aria-level=3")
             availability_badge(entry.availability)
@@ -33,10 +34,6 @@ def _card(entry: CatalogEntry) -> None:
                       on_click=lambda e=entry: ui.navigate.to(f"/connect/{e.connector}")).props(
                 "no-caps").mark(f"connect-{entry.id}")
 
-
-def _attr(text: str) -> str:
-    """Text safe inside a double-quoted Quasar prop value."""
-    return text.replace('"', "'").replace("\\", "/")
 
 
 @ui.page("/gallery")
