@@ -27,7 +27,7 @@ from ui.components.ops_common import (
 )
 from ui.layout import frame
 
-DETAIL_LIMIT = 1500
+DETAIL_LIMIT = 600
 PAGE_SIZE = 25
 RENDER_BAR = """(params, api) => {
   const lane = api.value(0);
@@ -152,7 +152,8 @@ async def timeline_page(period: str = "week", status: str = "", integration: str
             flt = current_filter()
             view = await in_session(load_view, flt, state["period"], state["page"])
             with ui.row().classes("items-center gap-4"):
-                ui.label(f"{view.total:,} runs from {when(flt.start)} to {when(flt.end)} (UTC)").mark("run-total")
+                ui.label(f"{view.total:,} run{'' if view.total == 1 else 's'} from {when(flt.start)} to {when(flt.end)} (UTC)"
+                         ).mark("run-total")
                 if state["window"] is not None:
                     def back() -> None:
                         state["window"] = None
