@@ -185,7 +185,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
 
     def denied(request: Request) -> Response | None:
         if where["base"] == BASE:
-            where["base"] = str(request.base_url).rstrip("/") + "/v2"
+            where["base"] = str(request.url).split("?")[0].split("/v2/")[0] + "/v2"
         if not request.headers.get("user-agent"):
             return one_error(400, "A User-Agent header is required")
         if not state.token_valid(bearer(request)):

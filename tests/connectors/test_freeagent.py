@@ -115,3 +115,23 @@ async def test_mapping_templates_map_sandbox_records() -> None:
     money = map_records("freeagent", "BankTransaction", bank)
     assert any(m["amountPence"] < 0 for m in money) and any(m["amountPence"] > 0 for m in money)
     assert {m["reconciled"] for m in money} == {True, False}
+
+
+async def test_record_urls_follow_the_address_the_sandbox_is_mounted_at() -> None:
+    import httpx
+    from fastapi import FastAPI
+
+    from connectors.runtime import ConnectorSession
+    from connectors.sandboxes import SandboxConfig, mount_sandboxes
+
+    from .workforce_helpers import manifest
+
+    parent = FastAPI()
+    apps = mount_sandboxes(parent, "/sandbox", SandboxConfig(records=RECORDS), only=["freeagent"])
+    async with ConnectorSession(manifest("freeagent"), {}, tokens(apps["freeagent"]),
+                                base_url="http://hub/sandbox/freeagent", transport=httpx.ASGITransport(app=parent),
+                                connection_id="mounted-freeagent") as s:
+        contacts = await s.sample("contacts", 5)
+        edited = await s.write("contacts", [OutboundRecord("m-1", {"town": "Leeds"}, external_id=contacts[0].external_id)])
+    assert contacts[0].external_id.startswith("http://hub/sandbox/freeagent/v2/contacts/")
+    assert edited[0].ok and edited[0].data["town"] == "Leeds"
