@@ -53,15 +53,14 @@ INTERACTIONS = {
 ERROR_SYSTEM = "https://fhir.nhs.uk/STU3/CodeSystem/Spine-ErrorOrWarningCode-1"
 NO_CONSENT_INDEX = 7  # this resident has dissented from record sharing (NO_PATIENT_CONSENT)
 
-# (dm+d/SNOMED CT code, medicine, dosage text): sandbox data; verify codes in the dm+d browser before reuse.
+# (dm+d/SNOMED CT code, medicine, dosage text): sandbox data with valid SNOMED check digits; verify in the dm+d
+# browser before reusing a code anywhere else.
 MEDICINES = [
     ("322236009", "Paracetamol 500mg tablets", "Two tablets up to four times a day"),
     ("319283006", "Amlodipine 5mg tablets", "One tablet once a day"),
     ("320000009", "Simvastatin 40mg tablets", "One tablet at night"),
     ("317896006", "Donepezil 10mg tablets", "One tablet at night"),
-    ("318135007", "Ramipril 2.5mg capsules", "One capsule once a day"),
     ("325072002", "Lansoprazole 15mg gastro-resistant capsules", "One capsule in the morning"),
-    ("322503008", "Macrogol compound oral powder sachets", "One sachet daily in water"),
     ("376701008", "Adcal-D3 chewable tablets", "One tablet twice a day"),
 ]
 ALLERGENS = [

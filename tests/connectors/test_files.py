@@ -67,7 +67,7 @@ def test_sage50_customer_values_are_typed_in_the_documented_layout() -> None:
 def test_xlsx_sample_round_trips_value_for_value() -> None:
     layout = load_layout("legacy_care_medications")
     records = parse_file(layout, (SAMPLES / "legacy_care_medications.xlsx").read_bytes())
-    assert [r["dmd_code"] for r in records] == ["322236009", "318135007", "39695211000001102"]
+    assert [r["dmd_code"] for r in records] == ["322236009", "319283006", "39695211000001102"]
     assert records[2]["prn"] is True and records[2]["end_date"] == "2025-04-30"
     again = parse_file(layout, write_file(layout, records))
     assert again == records
@@ -169,7 +169,7 @@ async def test_xlsx_stream_reads_through_the_session(tmp_path: Path) -> None:
         meds = [r for p in [p async for p in s.read("medications")] for r in p.records]
         residents = [r for p in [p async for p in s.read("residents")] for r in p.records]
         sample = await s.sample("residents", 2)
-    assert [m.data["dmd_code"] for m in meds] == ["322236009", "318135007", "39695211000001102"]
+    assert [m.data["dmd_code"] for m in meds] == ["322236009", "319283006", "39695211000001102"]
     assert {r.data["nhs_number"] for r in residents} == {"9990001103", "9990002029", "9990003009"}
     assert len(sample) == 2
 

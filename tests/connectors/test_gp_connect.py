@@ -220,3 +220,25 @@ async def test_error_statuses_are_ones_the_swagger_documents() -> None:
                 await s._structured("allergies", nhs)
             statuses.add(str(exc.value.status))
     assert statuses == {"400", "404", "403"} and statuses <= documented
+
+
+@pytest.mark.parametrize(("stream", "care_type"), [("medications", "Medication"), ("allergies", "Allergy"),
+                                                     ("appointments", "Appointment")])
+async def test_mapping_templates_map_every_record(stream: str, care_type: str) -> None:
+    from engine.mapping import compile_design, load_mapping_template_file
+
+    design = load_mapping_template_file(TEMPLATES.parent / "mappings" / "gp_connect" / f"{care_type}.yaml")
+    assert (design.connector, design.stream, design.care_type) == ("gp_connect", stream, care_type)
+    compiled = compile_design(design)
+    app = _app(6)
+    async with _session(app, _residents(app)) as s:
+        records = [r async for p in s.read(stream) for r in p.records]
+    mapped = [compiled.apply(r.data) for r in records]
+    assert records and all(m.ok for m in mapped), [m.errors for m in mapped if not m.ok][:3]
+    values = [dict(m.values) for m in mapped]
+    assert all(v["residentRef"] in _residents(app) for v in values)
+    if care_type == "Medication":
+        assert {v["dmdCode"] for v in values} <= {c for c, _n, _d in gpc.MEDICINES}
+        assert all(v["prescriber"] == "Dr Anita Patel" and v["status"] in ("active", "completed") for v in values)
+    if care_type == "Allergy":
+        assert all(v["snomedCode"] and v["severity"] in ("mild", "moderate", "severe") for v in values)

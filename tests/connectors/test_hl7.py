@@ -206,3 +206,19 @@ async def test_listener_spools_before_acking_and_a_sync_run_reads_the_spool(tmp_
         [Spool.file_name(parse_oru(_sample("clinisys_oru_r01.hl7"))),
          Spool.file_name(parse_oru(_sample("sunquest_oru_r01.hl7")))])
     assert (spool.directory / "rejected" / "zz_garbage.hl7.reason.txt").read_text().startswith("the message has no")
+
+
+def test_the_observation_mapping_keeps_loinc_units_ranges_and_the_resident() -> None:
+    from engine.mapping import compile_design, load_mapping_template_file
+
+    from .conftest import TEMPLATES
+
+    design = load_mapping_template_file(TEMPLATES.parent / "mappings" / "hl7_lab" / "Observation.yaml")
+    compiled = compile_design(design)
+    report = parse_oru(_sample("clinisys_oru_r01.hl7"))
+    mapped = [compiled.apply({**o, "labControlId": report.control_id}) for o in report.observations]
+    assert all(m.ok for m in mapped), [m.errors for m in mapped if not m.ok]
+    hb = next(dict(m.values) for m in mapped if m.values["code"] == "718-7")
+    assert hb["residentRef"] == "9990001103" and hb["unit"] == "g/L" and hb["referenceRange"] == "115-165"
+    assert hb["value"] == "108.0" and hb["status"] == "final" and hb["source"] == "lab"
+    assert hb["reportRef"] == "WP20250301-0001" and hb["display"] == "Haemoglobin"

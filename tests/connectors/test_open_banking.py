@@ -215,3 +215,19 @@ async def test_a_tpp_token_cannot_read_accounts_but_a_demo_token_can(bank: FastA
     assert denied.status_code == 403 and denied.json()["Errors"][0]["ErrorCode"] == "AG01"
     conforms(denied.json(), "OBErrorResponse1")
     assert ok.status_code == 200 and len(ok.json()["Data"]["Account"]) == 3
+
+
+async def test_the_bank_transaction_mapping_signs_amounts_in_pence(bank: FastAPI) -> None:
+    from engine.mapping import compile_design, load_mapping_template_file
+
+    compiled = compile_design(load_mapping_template_file(
+        TEMPLATES.parent / "mappings" / "open_banking" / "BankTransaction.yaml"))
+    async with _session(bank) as s:
+        await _connect(bank, s)
+        records = [r async for p in s.read("transactions") for r in p.records]
+    mapped = [compiled.apply(r.data) for r in records]
+    assert all(m.ok for m in mapped), [m.errors for m in mapped if not m.ok][:3]
+    for r, m in zip(records, mapped, strict=True):
+        pence = round(float(r.data["Amount"]["Amount"]) * 100)
+        assert m.values["amountPence"] == (-pence if r.data["CreditDebitIndicator"] == "Debit" else pence)
+        assert m.values["bankAccountRef"] == r.data["AccountId"] and m.values["date"] == r.data["BookingDateTime"][:10]

@@ -237,3 +237,15 @@ async def test_requests_use_the_parameters_the_spec_defines() -> None:
         if op_path == "/DocumentReference":
             assert params["type"] == query["type"]["example"] and params["_sort"] == "date" and params["_count"] == "1"
             assert params["patient"].startswith("https://fhir.nhs.uk/Id/nhs-number|")
+
+
+async def test_the_observation_mapping_maps_scr_observations() -> None:
+    from engine.mapping import compile_design, load_mapping_template_file
+
+    compiled = compile_design(load_mapping_template_file(TEMPLATES.parent / "mappings" / "nhs_scr" / "Observation.yaml"))
+    app = await _app(8)
+    async with _session(app, app.state.sandbox.extra["patients"]) as s:
+        records = [r async for p in s.read("observations") for r in p.records]
+    mapped = [compiled.apply(r.data) for r in records]
+    assert records and all(m.ok for m in mapped)
+    assert {m.values["code"] for m in mapped} == {scr_sandbox.COVID_POSITIVE[0]}
