@@ -356,6 +356,7 @@ class WriteOperation(_Model):
     batch_size: int = 1
     wrap: str | None = None  # wrap key for the body: {"Invoices": [...]} or {"contact": {...}}
     params: dict[str, str] = {}
+    headers: dict[str, str] = {}  # per-write headers (LinkedIn ``x-restli-method: batch_create``)
     response_records: str | None = None  # JMESPath to the per-element results
     id_field: str
     element_error: str | None = None  # JMESPath on an element giving a list of error messages

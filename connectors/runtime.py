@@ -523,9 +523,10 @@ class ConnectorSession:
         url = render(op.path, ctx)
         url = url if "://" in url else self.base_url + url
         params = render_map(op.params, ctx)
+        op_headers = render_map(op.headers, ctx)
 
         def make() -> OutgoingRequest:
-            req = OutgoingRequest(op.method, url, dict(params), json_body=body)
+            req = OutgoingRequest(op.method, url, dict(params), dict(op_headers), json_body=body)
             self._idempotency(spec, req, key)
             return req
 
