@@ -170,6 +170,14 @@ def test_journey_1_connect_map_preview_own_save_sync(stack: dict[str, Any]) -> N
         expect(page.get_by_text("Every required field is filled.")).to_be_visible()
         expect(page.get_by_text("Xero's Name becomes the contact's name")).to_be_visible()
         expect(page.get_by_text("filling 5 fields")).to_be_visible()
+        # Keyboard only: choose a source with Enter, then "Put here" on the target with Enter
+        page.get_by_role("button", name="Choose Addresses[0].AddressLine1", exact=True).focus()
+        page.keyboard.press("Enter")
+        put = page.get_by_role("button", name="Put Addresses[0].AddressLine1 into Address: Line1")
+        put.focus()
+        page.keyboard.press("Enter")
+        expect(page.get_by_test_id("tgt-address.line1")).to_contain_text("Filled from Addresses[0].AddressLine1")
+        expect(page.get_by_text("filling 6 fields")).to_be_visible()
         page.screenshot(path=str(shots / "designer.png"), full_page=True)
         check_axe(page, "designer mapped", violations)
 

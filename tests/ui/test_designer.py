@@ -163,3 +163,22 @@ async def test_missing_integration_and_unknown_stream(user: User, db: Any) -> No
     integration_id = await connect_xero(user, db)
     await user.open(f"/integrations/{integration_id}/design/nonsense")
     await user.should_see(marker="designer-bad-stream")
+
+
+async def test_preview_diffs_against_the_current_care_record(user: User, db: Any) -> None:
+    from storage.models import CareRecord, ExternalLink
+
+    integration_id = await open_designer(user, db)
+    first_id = "5fbffac3-bc89-7145-7b73-000000000000"  # the sandbox's first contact (seeded, stable)
+    with db.session() as s:
+        record = CareRecord(care_type="Contact", data={"name": "An old name", "accountNumber": "RES00001"})
+        s.add(record)
+        s.flush()
+        s.add(ExternalLink(integration_id=integration_id, stream="contacts", external_id=first_id,
+                           record_id=record.id))
+    user.find(marker="tgt:name").trigger("drop", "src:1")
+    user.find(marker="tgt:accountNumber").trigger("drop", "src:5")
+    user.find(marker="run-preview").click()
+    await user.should_see(f"Record 1 ({first_id}): 1 change to the current record")
+    await user.should_see("An old name")
+    await user.should_see("Record 2 (5fbffac3-bc89-7145-7b73-000000000001): new record in WriteCareNotes")
