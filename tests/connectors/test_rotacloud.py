@@ -109,3 +109,20 @@ async def test_mapping_templates_map_sandbox_records() -> None:
     assert {a["type"] for a in absences} <= {"holiday", "sickness", "other"}
     times = map_records("rotacloud", "Timesheet", clock)
     assert all(t["approvedMinutes"] > 0 and t["status"] in ("approved", "submitted") for t in times)
+
+
+async def test_care_shift_edit_goes_back_through_the_template() -> None:
+    from engine.mapping import compile_design, load_mapping_template_file
+
+    from .workforce_helpers import MAPPINGS
+
+    app = sandbox("rotacloud", records=RECORDS)
+    compiled = compile_design(load_mapping_template_file(MAPPINGS / "rotacloud" / "Shift.yaml"))
+    async with rota(app) as s:
+        shift = (await s.sample("shifts", 1))[0]
+        care = dict(compiled.apply(shift.data).values)
+        care["breakMinutes"] = 60
+        payload = compiled.reverse(care)
+        out = await s.write("shifts", [OutboundRecord("wcn-edit-1", payload, external_id=shift.external_id)])
+    assert payload["minutes_break"] == 60 and payload["start_time"] == shift.data["start_time"]
+    assert out[0].ok and app.state.sandbox.datasets["shifts"].get(shift.external_id)["minutes_break"] == 60
