@@ -18,6 +18,7 @@ from connectors.custom.paginators import IdListPaginator, JsonBodyPaginator
 from connectors.custom.session_logins import kashflow_session, wheniwork_login
 from connectors.custom.slack_auth import SlackOAuthV2Authenticator, slack_oauth_v2
 from connectors.custom.windows import RollingWindowPaginator
+from connectors.custom.zoom import zoom_account_credentials
 from connectors.paginators import register_paginator
 
 register_paginator("json_body", JsonBodyPaginator)
@@ -26,6 +27,7 @@ register_paginator("next_link_since", NextLinkSincePaginator)
 register_paginator("path_page", PathPagePaginator)
 register_paginator("rolling_window", RollingWindowPaginator)
 register_auth("slack_oauth_v2", slack_oauth_v2)
+register_auth("zoom_account_credentials", zoom_account_credentials)
 register_auth("wheniwork_login", wheniwork_login)
 register_auth("kashflow_session", kashflow_session)
 

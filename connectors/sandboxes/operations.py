@@ -10,7 +10,17 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from connectors.sandboxes import brightpearl, cin7, fiix, microsoft_teams, samsara, unleashed, upkeep, webfleet
+from connectors.sandboxes import (
+    brightpearl,
+    cin7,
+    fiix,
+    microsoft_teams,
+    samsara,
+    unleashed,
+    upkeep,
+    webfleet,
+    zoom,
+)
 from connectors.sandboxes.common import SandboxConfig
 
 OPERATIONS_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
@@ -22,4 +32,5 @@ OPERATIONS_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "fiix": fiix.create_app,
     "samsara": samsara.create_app,
     "webfleet": webfleet.create_app,
+    "zoom": zoom.create_app,
 }
