@@ -29,6 +29,7 @@ from connectors.catalog import default_directory
 from connectors.errors import AuthFailed, ConnectorError, RateLimited, VendorError
 from connectors.manifest import ConnectorManifest, load_manifest
 from connectors.runtime import ConnectorSession
+from connectors.sessions import open_session
 from engine.ports import OutboundRecord, StreamReader, StreamWriter, WriteOutcome
 from engine.sync.keys import content_hash
 from engine.sync.mapper import FieldCopyMapper
@@ -232,7 +233,7 @@ async def manifest_connector(app: AppContext, integ: Integration, redis: Any, po
     if overrides:
         rules = rules.model_copy(update=overrides)
     allow_private = app.settings.allow_private_hosts or not app.settings.is_production
-    session = ConnectorSession(manifest, config, secrets, base_url=base_url, token_store=IntegrationTokenStore(app),
+    session = open_session(manifest, config, secrets, base_url=base_url, token_store=IntegrationTokenStore(app),
                                redis=redis, connection_id=integ.id, error_rules=rules, allow_private=allow_private,
                                timeout=policy.call_deadline_seconds)
     return ConnectorHandle(session, _UpdateIdWriter(session), session.limiter.key.replace(":rl:", ":cb:"),

@@ -21,7 +21,7 @@ import yaml
 
 from connectors.catalog import default_directory, load_catalog
 from connectors.manifest import RateLimits
-from connectors.runtime import ConnectorSession
+from connectors.sessions import open_session
 
 connectors_app = typer.Typer(help="Connectors: list the catalog, read a stream.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="Local vendor sandboxes.", no_args_is_help=True)
@@ -57,7 +57,7 @@ async def read_records(connector: str, stream: str, *, base_url: str | None, con
             tok = resp.json()
             secrets.update(access_token=tok["access_token"], refresh_token=tok["refresh_token"],
                            expires_at=time.time() + float(tok["expires_in"]))
-    session = ConnectorSession(manifest, config, secrets, base_url=base_url, transport=transport,
+    session = open_session(manifest, config, secrets, base_url=base_url, transport=transport,
                                connection_id=f"cli:{connector}", allow_private=allow_private,
                                rate_limits=RateLimits() if ignore_rate_limits else None)
     checkpoint = {"since": since} if since else None

@@ -18,6 +18,7 @@ from connectors.auth import OutgoingRequest
 from connectors.catalog import Catalog, default_directory, load_catalog
 from connectors.manifest import ConnectorManifest
 from connectors.runtime import ConnectorSession
+from connectors.sessions import open_session
 from storage.integrations import update_integration
 from storage.models import Integration
 from ui.services import services
@@ -80,9 +81,9 @@ def session_for(connector: ConnectorManifest, details: Mapping[str, Any], secret
         # In-process: the sandbox is mounted on this very ASGI app, so no socket is needed.
         transport = httpx.ASGITransport(app=nicegui_app)
         base_url = f"http://carehub.internal{SANDBOX_PREFIX}/{connector.id}"
-        return ConnectorSession(connector, config, secrets, base_url=base_url, transport=transport,
+        return open_session(connector, config, secrets, base_url=base_url, transport=transport,
                                 token_store=token_store, connection_id=connection_id, allow_private=True)
-    return ConnectorSession(connector, config, secrets, token_store=token_store, connection_id=connection_id,
+    return open_session(connector, config, secrets, token_store=token_store, connection_id=connection_id,
                             allow_private=svc.allow_private_hosts)
 
 
