@@ -13,7 +13,7 @@ from nicegui import app as nicegui_app
 from nicegui import ui
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from app.api import api_app
+from app.api import api_mount
 from app.context import AppContext, get_context
 from app.webhooks_in import webhooks_app
 from ui import services as ui_services
@@ -50,7 +50,7 @@ def configure(ctx: AppContext | None = None) -> AppContext:
         enqueue_retry=_enqueue_retry(ctx)))
     ui_theme.install()
     register_all()
-    nicegui_app.mount("/api/v1", api_app)  # FastAPI sub-app: its own OpenAPI and /docs
+    nicegui_app.router.routes.append(api_mount())  # FastAPI sub-app at /api/v1: its own OpenAPI and /docs
     nicegui_app.mount("/webhooks", webhooks_app)  # inbound vendor webhooks (signature-verified)
     nicegui_app.add_middleware(AuthMiddleware)
     if ctx.settings.sandboxes_enabled:

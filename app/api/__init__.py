@@ -6,10 +6,12 @@ interactive docs are /api/v1/docs. Every error is an RFC 9457 problem document.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.routing import Mount
 
 from app.api import errors, health, integrations, mappings, webhooks
 from app.api.middleware import ApiGuard
@@ -48,6 +50,7 @@ def create_api(redis_url: str | None = None) -> FastAPI:
             schema["components"]["schemas"].update(
                 Problem.model_json_schema(ref_template="#/components/schemas/{model}").get("$defs", {}))
             schema["components"]["schemas"]["Problem"].pop("$defs", None)
+            _add_links(schema)
             api.openapi_schema = schema
         return api.openapi_schema
 
@@ -55,4 +58,25 @@ def create_api(redis_url: str | None = None) -> FastAPI:
     return api
 
 
+def _add_links(schema: dict[str, Any]) -> None:
+    """OpenAPI links, so clients (and stateful testers) can follow a created integration or webhook."""
+    operations = {op["operationId"]: (path, op) for path, ops in schema["paths"].items() for op in ops.values()}
+    configure = operations["configureIntegration"][1]["responses"]["201"]
+    configure["links"] = {
+        op_id: {"operationId": op_id, "parameters": {"integrationId": "$response.body#/id"}}
+        for op_id, (path, _op) in operations.items() if path.count("{") == 1 and "{integrationId}" in path}
+    created = operations["createWebhook"][1]["responses"]["201"]
+    created["links"] = {op_id: {"operationId": op_id, "parameters": {
+        "integrationId": "$response.body#/integrationId", "webhookId": "$response.body#/id"}}
+        for op_id in ("updateWebhook", "deleteWebhook")}
+
+
 api_app = create_api()
+
+
+def api_mount(app: FastAPI | None = None, path: str = "/api/v1") -> Mount:
+    """The API mounted at ``path``; unlike a plain Mount it also routes paths holding encoded newlines, so
+    even those get problem documents from the API rather than the web app's HTML 404 page."""
+    mount = Mount(path, app=app or api_app)
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    return mount

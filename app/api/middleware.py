@@ -112,7 +112,7 @@ class ApiGuard:
                                 {"Retry-After": str(retry_after)})
             return
         key = _header(scope, b"idempotency-key")
-        if scope.get("method") == "POST" and key is not None:
+        if scope.get("method") == "POST" and key is not None and _header(scope, b"authorization"):
             await self._idempotent(scope, receive, send, client, caller, key)
             return
         await self.app(scope, receive, send)

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from storage.integrations import FieldProblem, InvalidInput, NotFound, RevisionMismatch
 
@@ -109,9 +110,11 @@ def install_problem_handlers(api: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no API resource at {request.url.path}."
+        headers = dict(exc.headers or {})
         if exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}."
-        return problem_response(exc.status_code, detail, headers=exc.headers or {}, instance=request.url.path)
+            headers["Allow"] = ", ".join(_allowed_methods(api, request))
+        return problem_response(exc.status_code, detail, headers=headers, instance=request.url.path)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -144,6 +147,16 @@ def install_problem_handlers(api: FastAPI) -> None:
     api.add_exception_handler(NotFound, on_not_found)
     api.add_exception_handler(RevisionMismatch, on_revision)
     api.add_exception_handler(Exception, on_crash)
+
+
+def _allowed_methods(api: FastAPI, request: Request) -> list[str]:
+    """Every method some route offers on this path (Starlette's own 405 names only one route's)."""
+    methods: set[str] = set()
+    for route in api.router.routes:
+        match, _ = route.matches({**request.scope, "method": "__none__"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import Depends, Request, Security
@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.deps import ApiUser, context
 from app.api.problems import ProblemError
+from app.api.strict import check_request
 from app.context import AppContext
 from storage.integrations import NotFound, get_integration
 from storage.models import Integration
@@ -81,14 +82,15 @@ def allowed(operation: str, role: str) -> bool:
     return role in ROLE_MATRIX[operation].roles
 
 
-def authorize(operation: str) -> Callable[..., ApiUser]:
+def authorize(operation: str) -> Callable[..., Awaitable[ApiUser]]:
     """A dependency: the caller, if their role may run ``operation``; 401/403 problems otherwise."""
     rule = ROLE_MATRIX[operation]
 
-    def check(user: ApiUser = Depends(authenticate)) -> ApiUser:
+    async def check(request: Request, user: ApiUser = Depends(authenticate)) -> ApiUser:
         if user.role not in rule.roles:
             raise ProblemError(403, f"Your role '{user.role}' may not do this; it needs one of: "
                                     f"{', '.join(sorted(rule.roles))}.")
+        await check_request(request)
         return user
 
     check.__name__ = f"authorize_{operation}"

@@ -6,11 +6,12 @@ Secrets are write-only: ``credentials`` and webhook ``secret`` are accepted and 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from engine.mapping import DataFilter, FieldMapping, MappingDesign, TransformationRule
@@ -28,9 +29,16 @@ class ApiIn(BaseModel):
 
 
 class ApiOut(BaseModel):
-    """A response body: camelCase."""
+    """A response body: camelCase; timestamps always carry their UTC offset (SQLite forgets it)."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _aware(cls, value: Any) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class OutboundEventType(StrEnum):
@@ -361,6 +369,20 @@ class MappingTemplateOut(ApiOut):
 # ------------------------------------------------------------------------------------------ webhooks
 
 
+def _check_url(value: str | None) -> str | None:
+    """A URL that parses: scheme, host, and a valid port if one is given."""
+    if not value:
+        return value
+    try:
+        parts = urlsplit(value)
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL with a host")
+    return value
+
+
 class WebhookIn(ApiIn):
     """POST /webhooks: an outbound subscriber (CareHub signs with Standard Webhooks) or an inbound receiver."""
 
@@ -376,6 +398,8 @@ class WebhookIn(ApiIn):
     description: str = Field(default="", max_length=500)
     active: bool = True
 
+    _url = field_validator("url")(_check_url)
+
 
 class WebhookUpdate(ApiIn):
     """PUT /webhooks/{id}: fields left out keep their value; re-activating clears the disabled reason."""
@@ -387,6 +411,8 @@ class WebhookUpdate(ApiIn):
     secret: str | None = Field(default=None, min_length=16, max_length=200, json_schema_extra={"writeOnly": True})
     description: str | None = Field(default=None, max_length=500)
     active: bool | None = None
+
+    _url = field_validator("url")(_check_url)
 
 
 class WebhookOut(ApiOut):

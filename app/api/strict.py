@@ -1,0 +1,67 @@
+"""Strict input checks run right after authentication: JSON bodies validated in pydantic's strict JSON mode
+(``false`` is not an integer, ``0`` is not a boolean), query parameters given once, integers written as digits.
+
+FastAPI validates bodies in lax mode, which would quietly accept such values; these checks turn them into the
+same 422 problem documents as any other validation error.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import TypeAdapter, ValidationError
+
+_DIGITS = re.compile(r"\d{1,9}")
+_plans: dict[int, tuple[TypeAdapter[Any] | None, frozenset[str], frozenset[str]]] = {}
+
+
+def _plan(route: APIRoute) -> tuple[TypeAdapter[Any] | None, frozenset[str], frozenset[str]]:
+    plan = _plans.get(id(route))
+    if plan is None:
+        adapter = None
+        annotation = route.body_field.field_info.annotation if route.body_field is not None else None
+        if annotation is not None:
+            adapter = TypeAdapter(annotation)
+        params = _query_params(route.dependant)
+        ints = frozenset(p.alias for p in params if p.field_info.annotation in (int, int | None))
+        names = frozenset(p.alias for p in params)
+        plan = _plans[id(route)] = (adapter, ints, names)
+    return plan
+
+
+def _query_params(dependant: Dependant) -> list[Any]:
+    out = list(dependant.query_params)
+    for sub in dependant.dependencies:
+        out.extend(_query_params(sub))
+    return out
+
+
+async def check_request(request: Request) -> None:
+    """Raise a validation error for inputs lax parsing would have accepted."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    adapter, ints, _names = _plan(route)
+    errors: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for key, value in request.query_params.multi_items():
+        if key in seen:
+            errors.append({"loc": ("query", key), "msg": "must be given once", "type": "repeated"})
+        seen.add(key)
+        if key in ints and not _DIGITS.fullmatch(value):
+            errors.append({"loc": ("query", key), "msg": "must be a whole number", "type": "int_parsing"})
+    if adapter is not None:
+        raw = await request.body()
+        if raw.strip():
+            try:
+                adapter.validate_json(raw, strict=True)
+            except ValidationError as exc:
+                errors.extend({"loc": ("body", *e["loc"]), "msg": e["msg"], "type": e["type"]}
+                              for e in exc.errors(include_url=False))
+    if errors:
+        raise RequestValidationError(errors)
