@@ -182,3 +182,21 @@ async def test_preview_diffs_against_the_current_care_record(user: User, db: Any
     await user.should_see(f"Record 1 ({first_id}): 1 change to the current record")
     await user.should_see("An old name")
     await user.should_see("Record 2 (5fbffac3-bc89-7145-7b73-000000000001): new record in WriteCareNotes")
+
+
+async def test_revoked_credentials_are_explained_in_designer_and_connect(user: User, db: Any) -> None:
+    integration_id = await open_designer(user, db)
+    with db.session() as s:  # the vendor no longer honours the tokens (revoked access and refresh token)
+        update_integration(s, box=services().box, actor="test", integration_id=integration_id,
+                           credentials={"tokens": {"access_token": "revoked", "refresh_token": "revoked",
+                                                   "expires_at": 0}})
+    await user.open(f"/integrations/{integration_id}/design/contacts")
+    await user.should_see(marker="sample-problem", retries=50)
+    await user.should_see("You can still map fields; sample values will be missing.")
+    user.find(marker="tgt:name").trigger("drop", "src:1")
+    await user.should_see(marker="mapped:name")
+    user.find(marker="run-preview").click()
+    await user.should_see(marker="preview-empty")
+    await user.open(f"/connect/xero?integration={integration_id}")
+    user.find(marker="test-connection").click()
+    await user.should_see("Problem: Xero did not accept the credentials", retries=50)
