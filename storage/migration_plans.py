@@ -142,20 +142,21 @@ class RollbackReport:
     run_id: str
     restored: int = 0
     removed: int = 0
-    later_changes_overwritten: int = 0
+    kept_changed_later: int = 0
     records: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form for events and audit rows."""
         return {"run_id": self.run_id, "restored": self.restored, "removed": self.removed,
-                "later_changes_overwritten": self.later_changes_overwritten}
+                "kept_changed_later": self.kept_changed_later}
 
 
 def rollback_run(session: Session, run_id: str, *, actor: str, reason: str = "") -> RollbackReport:
     """Undo every care-store write of a run from version history; the run becomes ``rolled_back``.
 
     A record the run created is removed (soft delete, history kept); a record it changed gets its
-    data from just before the run back, as a new ``rollback`` version. Audited.
+    data from just before the run back, as a new ``rollback`` version. A record a later run changed
+    again is left as it is and counted in ``kept_changed_later``. Audited.
     """
     run = session.get(SyncRun, run_id)
     if run is None:
@@ -178,7 +179,8 @@ def rollback_run(session: Session, run_id: str, *, actor: str, reason: str = "")
         if record is None:
             continue
         if record.version > last[record_id]:
-            report.later_changes_overwritten += 1
+            report.kept_changed_later += 1  # a later write owns it now; undoing would lose that change
+            continue
         previous = None if earliest.change_kind == "create" else session.exec(
             select(CareRecordVersion).where(CareRecordVersion.record_id == record_id,
                                             CareRecordVersion.version == earliest.version - 1)).first()
@@ -198,9 +200,13 @@ def rollback_run(session: Session, run_id: str, *, actor: str, reason: str = "")
                                       integration_id=run.integration_id, run_id=f"rb-{run_id}"[:32],
                                       changed_by=actor, changed_at=now))
         report.records.append(record_id)
+    undone = set(report.records)
     for lineage in session.exec(select(FieldLineage).where(FieldLineage.run_id == run_id)).all():
-        session.delete(lineage)
+        if lineage.record_id in undone:
+            session.delete(lineage)
     for link in session.exec(select(ExternalLink).where(ExternalLink.last_run_id == run_id)).all():
+        if link.record_id not in undone:
+            continue
         created_here = first.get(link.record_id) is not None and first[link.record_id].change_kind == "create"
         if created_here:
             session.delete(link)

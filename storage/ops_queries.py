@@ -302,8 +302,12 @@ _EXPLAIN: dict[str, Explanation] = {
         ("edit", "ignore", "resolve")),
     "conflict": Explanation(
         "The same record was changed in both systems and the ownership rules say a person must choose.",
-        "Pick the record it belongs to, resubmit the right value, or keep WriteCareNotes' version (resolve).",
-        ("edit", "map", "ignore", "resolve")),
+        "Compare the two versions and keep one, or correct a value and resubmit.",
+        ("choose", "edit", "ignore", "resolve")),
+    "run": Explanation(
+        "The whole run stopped before it finished (the other system or the connection failed repeatedly).",
+        "Retry the run; if it stops again, check the integration's connection settings.",
+        ("retry", "ignore", "resolve")),
     "auth": Explanation(
         "The other system refused CareHub's sign-in: the password, key or connection has expired or was removed.",
         "Reconnect the integration with fresh credentials, then retry.", ("retry", "resolve")),
@@ -489,6 +493,29 @@ def resubmit_with_value(session: Session, error_id: str, field_name: str, value:
     error.error_details = {**details, "corrected_field": field_name}
     _close(session, error, "edited", f"{field_name} corrected and resubmitted", actor)
     return result.record
+
+
+def resolve_conflict(session: Session, error_id: str, keep: str, actor: str) -> IntegrationError:
+    """Settle a conflict: keep WriteCareNotes' version (``writecarenotes``) or take the incoming one
+    (``incoming``, written as a new version with lineage)."""
+    error = _open_error(session, error_id)
+    details = error.error_details
+    if error.error_type != "conflict" or not isinstance(details.get("incoming"), dict):
+        raise OpsError("This error is not a conflict between two versions of a record.")
+    if keep not in ("writecarenotes", "incoming"):
+        raise OpsError("Choose which version to keep.")
+    if keep == "incoming":
+        record = session.get(CareRecord, str(error.record_id or ""))
+        if record is None:
+            raise OpsError("The WriteCareNotes record no longer exists.")
+        integration = session.get(Integration, error.integration_id)
+        write_care_record(session, care_type=record.care_type, data=dict(details["incoming"]),
+                          integration_id=error.integration_id, run_id=error.run_id, stream=error.stream,
+                          external_id=str(details.get("external_id") or ""), actor=actor, record_id=record.id,
+                          system=integration.connector_id if integration else "")
+    _close(session, error, "kept_incoming" if keep == "incoming" else "kept_writecarenotes",
+           "kept the incoming version" if keep == "incoming" else "kept WriteCareNotes' version", actor)
+    return error
 
 
 def map_to_record(session: Session, error_id: str, record_id: str, actor: str) -> IntegrationError:

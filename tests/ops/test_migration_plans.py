@@ -134,3 +134,26 @@ def test_plan_validation_messages(db: Any) -> None:
     with db.session() as s, pytest.raises(mp.MigrationError, match="end on or after"):
         mp.add_phase(s, plan_id, name="Staff", data_types=["Employee"], start="2026-12-05", end="2026-12-01",
                      actor="a")
+
+
+def test_rollback_keeps_records_a_later_run_changed(db: Any) -> None:
+    plan_id = _plan(db)
+    with db.session() as s:
+        mp.dry_run(s, plan_id, "a")
+        phase = mp.add_phase(s, plan_id, name="Staff", data_types=["Employee"], actor="a")
+        run = mp.run_phase(s, phase.id, "a")
+        plan = mp.get_plan(s, plan_id)
+        record = s.exec(select(CareRecord)).first()
+        assert record is not None and plan.integration_id is not None
+        later = SyncRun(integration_id=plan.integration_id, status="succeeded")
+        s.add(later)
+        s.flush()
+        mp.write_care_record(s, care_type="Employee", data={"jobTitle": "Deputy Manager"},
+                             integration_id=plan.integration_id, run_id=later.id, stream="hr", external_id="x",
+                             system="bamboohr", record_id=record.id)
+        kept_id = record.id
+    with db.session() as s:
+        report = mp.rollback_run(s, run.id, actor="admin")
+    assert report.kept_changed_later == 1 and report.removed == 38
+    with db.session() as s:
+        assert mp.care_snapshot(s)[kept_id]["jobTitle"] == "Deputy Manager"

@@ -249,3 +249,26 @@ async def test_migration_is_closed_to_managers(user: User, db: Any) -> None:
     await _sign_in(user, db, "manager")
     await user.open("/migration")
     await see(user, "You do not have access to this page")
+
+
+async def test_errors_inbox_settles_a_conflict_by_comparing_versions(user: User, db: Any) -> None:
+    (iid,) = seed.integrations(db, ("BambooHR staff",))
+    with db.session() as s:
+        record = CareRecord(care_type="Employee", data={"givenName": "Ruth", "jobTitle": "Carer"})
+        s.add(record)
+        s.flush()
+        error = IntegrationError(integration_id=iid, error_type="conflict", error_code="manual_review",
+                                 record_id=record.id, stream="employees", error_message="Both systems changed this",
+                                 error_details={"external_id": "E1", "local": dict(record.data),
+                                                "incoming": {"givenName": "Ruth", "jobTitle": "Senior Carer"}})
+        s.add(error)
+        s.flush()
+        error_id, record_id = error.id, record.id
+    await _sign_in(user, db)
+    await user.open("/errors")
+    await see(user, marker=f"conflict-{error_id}")
+    await see(user, "Senior Carer")
+    user.find(marker=f"keep-incoming-{error_id}").click()
+    await see(user, "Conflict settled.")
+    with db.session() as s:
+        assert s.get(CareRecord, record_id).data["jobTitle"] == "Senior Carer"  # type: ignore[union-attr]

@@ -137,3 +137,30 @@ def test_health_figures_against_targets(db: Any) -> None:
         assert len(trend) == 14 and sum(d["runs"] for d in trend) >= 200
         assert [e.run_id for e in oq.aged_errors(s, now=now)] != []
         assert len(oq.failed_runs_since(s, now - timedelta(days=1))) >= 0
+
+
+def test_conflict_keep_incoming_writes_a_version_and_keep_local_changes_nothing(db: Any) -> None:
+    (iid,) = seed.integrations(db, ("BambooHR staff",))
+    with db.session() as s:
+        record = CareRecord(care_type="Employee", data={"givenName": "Ruth", "jobTitle": "Carer"})
+        s.add(record)
+        s.flush()
+        errors = [IntegrationError(integration_id=iid, error_type="conflict", error_code="manual_review",
+                                   record_id=record.id, stream="employees",
+                                   error_details={"external_id": f"E{i}", "local": dict(record.data),
+                                                  "incoming": {"givenName": "Ruth", "jobTitle": "Senior Carer"}})
+                  for i in range(2)]
+        s.add_all(errors)
+        s.flush()
+        record_id, ids = record.id, [e.id for e in errors]
+    with db.session() as s:
+        oq.resolve_conflict(s, ids[0], "writecarenotes", "admin@x")
+    with db.session() as s:
+        assert s.get(CareRecord, record_id).data["jobTitle"] == "Carer"  # type: ignore[union-attr]
+        oq.resolve_conflict(s, ids[1], "incoming", "admin@x")
+    with db.session() as s:
+        stored = s.get(CareRecord, record_id)
+        assert stored is not None and stored.data["jobTitle"] == "Senior Carer" and stored.version == 2
+        assert s.get(IntegrationError, ids[1]).resolution_action == "kept_incoming"  # type: ignore[union-attr]
+        with pytest.raises(oq.OpsError, match="already dealt"):
+            oq.resolve_conflict(s, ids[1], "incoming", "admin@x")

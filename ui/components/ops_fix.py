@@ -3,6 +3,7 @@ record, ignore with a reason, resolve. Used by the errors inbox and the run page
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ from nicegui import ui
 from storage import ops_queries as oq
 from storage.models import IntegrationError
 from ui.auth import actor
-from ui.components.ops_common import attempt, in_session
+from ui.components.ops_common import attempt, in_session, plain_table
 from ui.services import services
 
 Done = Callable[[], Awaitable[None]]
@@ -100,6 +101,8 @@ def fix_buttons(error: IntegrationError, done: Done) -> None:
             await done()
         return ok
 
+    if "choose" in actions and isinstance(error.error_details.get("incoming"), dict):
+        _conflict_choice(error, done)
     with ui.row().classes("gap-1"):
         if "retry" in actions:
             ui.button("Retry", icon="replay", on_click=lambda: retry([error.id], done)).props(
@@ -115,3 +118,28 @@ def fix_buttons(error: IntegrationError, done: Done) -> None:
             f"ignore-{error.id}")
         ui.button("Resolve", icon="check", on_click=lambda: _dialog_text(
             "Mark as resolved", "What was done (optional)", "Resolve", resolve)).props("dense outline no-caps")
+
+
+def _conflict_choice(error: IntegrationError, done: Done) -> None:
+    """Both versions side by side, and a button to keep each."""
+    local = error.error_details.get("local") or {}
+    incoming = error.error_details.get("incoming") or {}
+    changes = oq.diff(local if isinstance(local, dict) else {}, incoming)
+    plain_table([("field", "Field"), ("before", "WriteCareNotes now"), ("after", "Incoming")],
+                [{"field": c.field, "before": shown(c.before), "after": shown(c.after)} for c in changes],
+                caption="Where the two versions differ").mark(f"conflict-{error.id}")
+
+    async def keep(which: str) -> None:
+        if await attempt(oq.resolve_conflict, error.id, which, actor(), success="Conflict settled.") is not None:
+            await done()
+
+    with ui.row().classes("gap-1"):
+        ui.button("Keep WriteCareNotes' version", on_click=lambda: keep("writecarenotes")).props(
+            "dense no-caps").mark(f"keep-local-{error.id}")
+        ui.button("Use the incoming version", on_click=lambda: keep("incoming")).props("dense no-caps").mark(
+            f"keep-incoming-{error.id}")
+
+
+def shown(value: Any) -> str:
+    """A field value as text for the comparison table."""
+    return "—" if value is None else value if isinstance(value, str) else json.dumps(value, default=str)

@@ -11,15 +11,16 @@ from sqlmodel import Session
 
 from storage import ops_queries as oq
 from storage.migration_plans import rollback_run
-from storage.models import FieldLineage, RecordOutcome
+from storage.models import FieldLineage, RecordOutcome, SyncRun
 from ui.auth import actor, has_role
 from ui.components.ops_common import allowed, attempt, in_session, seconds_text, status_badge, when
 from ui.components.ops_fix import fix_buttons
 from ui.layout import frame
 
 OUTCOME_PAGE = 20
+ACTIVE = ("queued", "running", "waiting", "paused")
 OUTCOME_LABELS = {"": "All outcomes", "written": "Written", "unchanged": "Unchanged", "skipped": "Skipped",
-                  "failed": "Failed"}
+                  "failed": "Failed", "conflict": "Conflict", "deleted": "Deleted"}
 
 
 def _value(value: Any) -> str:
@@ -33,6 +34,11 @@ def _outcomes(session: Session, run_id: str, page: int, outcome: str) -> tuple[
     rows, total = oq.outcomes_page(session, run_id, page, OUTCOME_PAGE, outcome or None)
     lineage = {r.record_id: oq.lineage(session, r.record_id) for r in rows if r.record_id}
     return rows, total, lineage
+
+
+def _status(session: Session, run_id: str) -> str | None:
+    run = session.get(SyncRun, run_id)
+    return run.status if run else None
 
 
 @ui.page("/runs/{run_id}")
@@ -142,6 +148,15 @@ async def run_page(run_id: str) -> None:
         await summary()
         with ui.card().classes("w-full"):
             await outcomes()
+        seen: dict[str, str | None] = {"status": await in_session(_status, run_id)}
+
+        async def follow() -> None:
+            status = await in_session(_status, run_id)
+            if status in ACTIVE or status != seen["status"]:
+                seen["status"] = status
+                await refresh_all()
+
+        ui.timer(3.0, follow)  # a run still going updates itself; a finished one stays still
 
 
 def _confirm_rollback(run_id: str, done: Any) -> None:
