@@ -24,10 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from connectors.auth import InMemoryTokenStore
 from connectors.errors import ConnectorError
 from connectors.files.codec import FileIssue, FileRejected, parse_file, write_file
 from connectors.files.layout import FileLayout, load_layout
-from connectors.manifest import ConnectorManifest, ErrorRules, StreamSpec
+from connectors.manifest import ConnectorManifest, ErrorRules, RateLimits, StreamSpec
+from connectors.ratelimit import RateLimiter
 from connectors.runtime import CallStats, ConnectionTest, ConnectorSession
 from engine.ports import OutboundRecord, ReadPage, SourceRecord, WriteOutcome
 
@@ -36,7 +38,8 @@ class LocalSession(ConnectorSession):
     """A ConnectorSession that talks to the local file system, not HTTP (no client, no SSRF check)."""
 
     def __init__(self, manifest: ConnectorManifest, config: Mapping[str, Any], secrets: Mapping[str, Any], *,
-                 connection_id: str, error_rules: ErrorRules | None = None, **_ignored: Any) -> None:
+                 connection_id: str, error_rules: ErrorRules | None = None, redis: Any = None,
+                 rate_limits: RateLimits | None = None, **_ignored: Any) -> None:
         self.manifest = manifest
         self.config = dict(config)
         self.secrets = dict(secrets)
@@ -44,6 +47,9 @@ class LocalSession(ConnectorSession):
         self.rules = error_rules or manifest.errors
         self.stats = CallStats()
         self.base_url = ""
+        self.token_store = InMemoryTokenStore()
+        # Kept so callers can treat every session alike (bucket and breaker keys); files are not throttled.
+        self.limiter = RateLimiter(manifest.id, connection_id, rate_limits or manifest.rate_limits, redis=redis)
 
     async def aclose(self) -> None:
         """Nothing to close."""

@@ -194,3 +194,25 @@ def test_any_valid_audit_trail_round_trips(rows: list[dict[str, Any]]) -> None:
     layout = load_layout("sage50_audit_trail")
     full = [{c.name: None for c in layout.columns} | r | {"reference": f"REF{i}"} for i, r in enumerate(rows)]
     assert parse_file(layout, write_file(layout, full)) == full
+
+
+def test_catalog_routes_systems_without_an_api_to_the_file_connectors() -> None:
+    from connectors.catalog import load_catalog
+
+    by_id = {e.id: e for e in load_catalog(TEMPLATES).entries}
+    for system, connector in (("sage_50", "sage50_files"), ("taxcalc", "taxcalc_files"),
+                              ("cv_library", "recruitment_files"), ("totaljobs", "recruitment_files"),
+                              ("legacy_care_files", "legacy_care_files")):
+        entry = by_id[system]
+        assert (entry.connector, entry.availability, entry.integration_method) == (connector, "available",
+                                                                                  "file exchange"), system
+
+
+async def test_a_file_session_fits_the_sync_worker_contract(tmp_path: Path) -> None:
+    s = open_session(load_manifest(TEMPLATES / "sage50_files.yaml"), {"inbox_dir": str(tmp_path)}, {},
+                     connection_id="files-contract", base_url="http://ignored", token_store=None, redis=None,
+                     allow_private=True, timeout=5)
+    assert s.limiter.key.endswith(":sage50_files:files-contract")
+    pages = [p async for p in s.read("customers")]
+    assert len(pages) == 1 and not pages[0].records
+    await s.aclose()

@@ -242,3 +242,14 @@ async def test_mapping_templates_map_every_record(stream: str, care_type: str) -
         assert all(v["prescriber"] == "Dr Anita Patel" and v["status"] in ("active", "completed") for v in values)
     if care_type == "Allergy":
         assert all(v["snomedCode"] and v["severity"] in ("mild", "moderate", "severe") for v in values)
+
+
+def test_catalog_reads_gp_systems_through_gp_connect() -> None:
+    from connectors.catalog import load_catalog
+    from connectors.sandboxes import SANDBOXES
+
+    by_id = {e.id: e for e in load_catalog(TEMPLATES).entries}
+    for system in ("gp_connect", "systmone", "emis_web", "vision"):
+        assert (by_id[system].connector, by_id[system].integration_method) == ("gp_connect", "FHIR"), system
+    assert "gp_connect" in SANDBOXES and "nhs_scr" in SANDBOXES
+    assert by_id["nhs_scr"].connector == "nhs_scr"

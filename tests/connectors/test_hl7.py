@@ -222,3 +222,16 @@ def test_the_observation_mapping_keeps_loinc_units_ranges_and_the_resident() -> 
     assert hb["residentRef"] == "9990001103" and hb["unit"] == "g/L" and hb["referenceRange"] == "115-165"
     assert hb["value"] == "108.0" and hb["status"] == "final" and hb["source"] == "lab"
     assert hb["reportRef"] == "WP20250301-0001" and hb["display"] == "Haemoglobin"
+
+
+def test_catalog_routes_clinisys_and_sunquest_to_hl7_and_mesh_is_listed() -> None:
+    from connectors.catalog import load_catalog
+    from connectors.sandboxes import SANDBOXES
+
+    from .conftest import TEMPLATES
+
+    by_id = {e.id: e for e in load_catalog(TEMPLATES).entries}
+    for lab in ("clinisys", "sunquest"):
+        assert (by_id[lab].connector, by_id[lab].integration_method, by_id[lab].availability) == \
+            ("hl7_lab", "HL7 v2", "available")
+    assert by_id["mesh"].availability == "available" and "mesh" in SANDBOXES

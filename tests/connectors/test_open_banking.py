@@ -231,3 +231,14 @@ async def test_the_bank_transaction_mapping_signs_amounts_in_pence(bank: FastAPI
         pence = round(float(r.data["Amount"]["Amount"]) * 100)
         assert m.values["amountPence"] == (-pence if r.data["CreditDebitIndicator"] == "Debit" else pence)
         assert m.values["bankAccountRef"] == r.data["AccountId"] and m.values["date"] == r.data["BookingDateTime"][:10]
+
+
+def test_catalog_sends_every_bank_to_the_one_obie_connector() -> None:
+    from connectors.catalog import load_catalog
+    from connectors.sandboxes import SANDBOXES
+
+    by_id = {e.id: e for e in load_catalog(TEMPLATES).entries}
+    for bank in ("open_banking", "barclays", "hsbc", "lloyds", "natwest"):
+        assert by_id[bank].connector == "open_banking" and by_id[bank].availability == "available"
+        assert "aisp" in by_id[bank].note.lower() or "fca" in by_id[bank].note.lower()
+    assert "open_banking" in SANDBOXES
