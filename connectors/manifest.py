@@ -435,7 +435,7 @@ class BodyErrors(_Model):
 class ErrorRules(_Model):
     """How the vendor signals errors and throttling."""
 
-    format: Literal["xero", "quickbooks", "sage", "hmrc", "fhir", "generic", "bamboohr"] = "generic"
+    format: Literal["xero", "quickbooks", "sage", "hmrc", "fhir", "generic", "bamboohr", "obie", "mesh"] = "generic"
     retry_statuses: list[int] = [500, 502, 503, 504]
     throttle_statuses: list[int] = [429]
     rate_limit_problem_header: str | None = None

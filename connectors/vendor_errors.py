@@ -120,6 +120,31 @@ def parse_bamboohr(resp: httpx.Response) -> ParsedError:
     return parse_generic(resp)
 
 
+def parse_obie(resp: httpx.Response) -> ParsedError:
+    """UK Open Banking ``OBErrorResponse1``: ``Errors[].Message`` (and ``Path``), code ``Errors[0].ErrorCode``."""
+    body = _body(resp)
+    if isinstance(body, dict) and isinstance(body.get("Errors"), list) and body["Errors"]:
+        errs = [e for e in body["Errors"] if isinstance(e, dict)]
+        msgs = [str(e.get("Message") or e.get("ErrorCode")) + (f" ({e['Path']})" if e.get("Path") else "") for e in errs]
+        code = errs[0].get("ErrorCode") if errs else None
+        return "; ".join(msgs) or str(body.get("Message") or body.get("Code")), str(code) if code else None
+    if isinstance(body, dict) and body.get("Message"):
+        return str(body["Message"]), str(body.get("Code")) if body.get("Code") else None
+    return _fallback(resp)
+
+
+def parse_mesh(resp: httpx.Response) -> ParsedError:
+    """NHS MESH: v2 ``detail[].msg`` with ``code``, or v1 ``errorDescription`` with ``errorCode``."""
+    body = _body(resp)
+    if isinstance(body, dict):
+        details = [d for d in body.get("detail") or [] if isinstance(d, dict)]
+        if details:
+            return "; ".join(str(d.get("msg") or d.get("code")) for d in details), str(details[0].get("code") or "") or None
+        if body.get("errorDescription"):
+            return str(body["errorDescription"]), str(body.get("errorCode") or "") or None
+    return _fallback(resp)
+
+
 ERROR_PARSERS: dict[str, Callable[[httpx.Response], ParsedError]] = {
     "xero": parse_xero,
     "quickbooks": parse_quickbooks,
@@ -128,4 +153,6 @@ ERROR_PARSERS: dict[str, Callable[[httpx.Response], ParsedError]] = {
     "fhir": parse_fhir,
     "generic": parse_generic,
     "bamboohr": parse_bamboohr,
+    "obie": parse_obie,
+    "mesh": parse_mesh,
 }

@@ -127,7 +127,7 @@ async def test_send_is_idempotent_by_local_id_and_reaches_the_recipient() -> Non
     assert again[0].ok and again[0].external_id == first[0].external_id and again[0].data["duplicate"]
     assert len(app.state.world.sent) == 1
     assert _inbox(app, mesh_sandbox.GP_MAILBOX) == [first[0].external_id]
-    assert not bad[0].ok and "Unregistered to address" in (bad[0].error_message or "")
+    assert not bad[0].ok and bad[0].error_message == "Unregistered to address: X26NOPE1" and bad[0].error_code == "12"
     async with _session(app, mailbox=mesh_sandbox.GP_MAILBOX) as gp:
         body, headers = await gp.download(first[0].external_id)
     assert body.startswith(b"Resident seen") and headers["mex-from"] == mesh_sandbox.MAILBOX

@@ -154,7 +154,8 @@ async def test_errors_arrive_in_the_obie_envelope_and_throttling_is_retried(bank
         consent_id = await _connect(bank, s)
         with pytest.raises(VendorError) as bad:
             await s.request(lambda: _get(s, "/transactions?fromBookingDateTime=last-tuesday"))
-        assert bad.value.status == 400 and "DT01" in bad.value.vendor_message and "not an ISO 8601" in bad.value.vendor_message
+        assert bad.value.status == 400 and bad.value.code == "DT01"
+        assert bad.value.vendor_message == "fromBookingDateTime is not an ISO 8601 date-time (fromBookingDateTime)"
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=bank), base_url="http://ob.sandbox") as c:
             raw = await c.get("/open-banking/v3.1/aisp/transactions?fromBookingDateTime=x",
                               headers={"Authorization": f"Bearer {(await s.token_store.load(s.connection_id) or {})['access_token']}"})
