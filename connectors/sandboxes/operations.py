@@ -19,6 +19,7 @@ from connectors.sandboxes import (
     unleashed,
     upkeep,
     webfleet,
+    whatsapp_business,
     zoom,
 )
 from connectors.sandboxes.common import SandboxConfig
@@ -33,4 +34,5 @@ OPERATIONS_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "samsara": samsara.create_app,
     "webfleet": webfleet.create_app,
     "zoom": zoom.create_app,
+    "whatsapp_business": whatsapp_business.create_app,
 }
