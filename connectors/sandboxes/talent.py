@@ -1,0 +1,14 @@
+"""Registry of the recruitment, training and performance sandboxes (merged into ``SANDBOXES``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from connectors.sandboxes import linkedin_talent
+from connectors.sandboxes.common import SandboxConfig
+
+TALENT_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
+    "linkedin_talent": linkedin_talent.create_app,
+}
