@@ -35,6 +35,7 @@ from connectors.sandboxes import (
 )
 from connectors.sandboxes.common import Faults, SandboxConfig
 from connectors.sandboxes.operations import OPERATIONS_SANDBOXES
+from connectors.sandboxes.talent import TALENT_SANDBOXES
 
 SandboxFactory = Callable[[SandboxConfig], FastAPI]
 
@@ -58,6 +59,7 @@ SANDBOXES: dict[str, SandboxFactory] = {
     "kashflow": kashflow.create_app,
 }
 SANDBOXES.update(OPERATIONS_SANDBOXES)
+SANDBOXES.update(TALENT_SANDBOXES)
 SANDBOXES.update({"gp_connect": gp_connect.create_app, "nhs_scr": scr.create_app, "mesh": mesh.create_app,
                   "open_banking": open_banking.create_app})
 
