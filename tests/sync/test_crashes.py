@@ -20,8 +20,8 @@ from sqlalchemy import select
 from app.sync_jobs import build_mapper, enqueue_run, reap
 from engine.sync.keys import content_hash
 from storage import runs as runrepo
-from storage.care_store import write_local
-from storage.models import CareRecord, ExternalLink
+from storage.care_store import aware, write_local
+from storage.models import CareRecord, ExternalLink, utcnow
 
 from .harness import contact_design, free_port, make_integration, vendor_contacts, xero_sandbox
 from .workers import WorkerProc
@@ -202,4 +202,32 @@ async def test_redis_restarted_mid_run(ctx, own_redis, empty):
         await pool.aclose()
         assert run.status == "succeeded", run
         assert time.monotonic() - t_restart < 60
+        _assert_exact_inbound(db, integ, sb)
+
+
+async def test_workers_own_reaper_requeues_orphan_within_a_minute(ctx, arq, redis_url):
+    """No help from the test: the surviving worker's reaper cron finds the dead worker's run."""
+    db = ctx.db
+    with xero_sandbox(contacts=600) as sb:
+        sb.faults(latency_ms=60)
+        integ = make_integration(db, ctx.box, sb, batch_size=100)
+        run_id = await enqueue_run(db, arq, integ, "manual")
+        doomed = WorkerProc(redis_url)
+        t0 = time.monotonic()
+        while sb.state.calls < 3 and time.monotonic() - t0 < 30:
+            await asyncio.sleep(0.02)
+        doomed.kill()
+        killed_at = time.monotonic()
+        killed_wall = utcnow()
+        survivor = WorkerProc(redis_url)
+        while time.monotonic() - killed_at < 75:
+            run = runrepo.get_run(db, run_id)
+            if run.status == "succeeded":
+                break
+            await asyncio.sleep(0.5)
+        survivor.kill()
+        requeued = [e for e in runrepo.events(db, run_id) if e.kind == "requeued"]
+        assert requeued, "the reaper did not re-queue the orphan"
+        assert (aware(requeued[0].at) - killed_wall).total_seconds() < 60
+        assert run.status == "succeeded"
         _assert_exact_inbound(db, integ, sb)
