@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from connectors.sandboxes import (
     brightpearl,
     cin7,
+    coupa,
     fiix,
     microsoft_teams,
     samsara,
@@ -35,4 +36,5 @@ OPERATIONS_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "webfleet": webfleet.create_app,
     "zoom": zoom.create_app,
     "whatsapp_business": whatsapp_business.create_app,
+    "coupa": coupa.create_app,
 }
