@@ -27,6 +27,7 @@ from connectors.auth import AuthContext, Authenticator, OutgoingRequest, registe
 from connectors.errors import VendorError
 from connectors.fhir import clinical
 from connectors.manifest import CustomAuth
+from connectors.mesh.tls import use_client_certificate
 from connectors.runtime import ConnectorSession
 from engine.ports import ReadPage, SourceRecord
 
@@ -124,6 +125,7 @@ class GpConnectSession(ConnectorSession):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        use_client_certificate(self, self.secrets, float(kwargs.get("timeout", 30.0)), kwargs.get("transport"))
         self.skipped: list[SkippedPatient] = []
 
     def _endpoint(self, path: str) -> str:

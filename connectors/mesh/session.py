@@ -29,6 +29,7 @@ from connectors.auth import AuthContext, Authenticator, OutgoingRequest, registe
 from connectors.errors import AuthFailed, ConnectorError, RateLimited, VendorError
 from connectors.hl7.oru import Hl7Error, parse_oru
 from connectors.manifest import CustomAuth
+from connectors.mesh.tls import use_client_certificate
 from connectors.runtime import ConnectionTest, ConnectorSession
 from engine.ports import OutboundRecord, ReadPage, SourceRecord, WriteOutcome
 
@@ -93,6 +94,7 @@ class MeshSession(ConnectorSession):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        use_client_certificate(self, self.secrets, float(kwargs.get("timeout", 30.0)), kwargs.get("transport"))
         self.rejected = []
         self.acknowledged: list[str] = []
 

@@ -169,3 +169,87 @@ def test_the_client_and_sandbox_sign_identically(box: str) -> None:
     a = nhsmesh_header(box, "pw", "key", nonce="abc", nonce_count=1)
     b = mesh_sandbox.mesh_auth_header(box, "pw", "key", nonce="abc", nonce_count=1, timestamp=a.split(":")[3])
     assert a == b
+
+
+def _pki(tmp: Any) -> dict[str, str]:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate (PEM files and texts)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def key() -> ec.EllipticCurvePrivateKey:
+        return ec.generate_private_key(ec.SECP256R1())
+
+    def pem_key(k: ec.EllipticCurvePrivateKey) -> str:
+        return k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                               serialization.NoEncryption()).decode()
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Spine CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(1).not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+
+    def leaf(cn: str, serial: int, san: x509.GeneralName | None) -> tuple[str, str]:
+        k = key()
+        b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+             .issuer_name(ca_name).public_key(k.public_key()).serial_number(serial)
+             .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1)))
+        if san is not None:
+            b = b.add_extension(x509.SubjectAlternativeName([san]), critical=False)
+        return b.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode(), pem_key(k)
+
+    server_cert, server_key = leaf("127.0.0.1", 2, x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    client_cert, client_key = leaf(mesh_sandbox.MAILBOX, 3, None)
+    ca_pem = ca.public_bytes(serialization.Encoding.PEM).decode()
+    files = {}
+    for name, text in (("ca", ca_pem), ("server_cert", server_cert), ("server_key", server_key)):
+        path = tmp / f"{name}.pem"
+        path.write_text(text)
+        files[name] = str(path)
+    return {**files, "ca_pem": ca_pem, "client_cert": client_cert, "client_key": client_key}
+
+
+async def test_mutual_tls_over_loopback_like_the_spine(tmp_path: Any) -> None:
+    import asyncio
+    import socket
+    import ssl
+
+    import uvicorn
+
+    from connectors.errors import ConnectorError
+
+    pki = _pki(tmp_path)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = mesh_sandbox.create_app(SandboxConfig(records=3))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
+                                           ssl_certfile=pki["server_cert"], ssl_keyfile=pki["server_key"],
+                                           ssl_ca_certs=pki["ca"], ssl_cert_reqs=ssl.CERT_REQUIRED))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        tls = {**GOOD, "client_cert_pem": pki["client_cert"], "client_key_pem": pki["client_key"],
+               "ca_bundle_pem": pki["ca_pem"]}
+        one_try = fast_rules(MANIFEST, max_attempts=1)
+        s = open_session(MANIFEST, {"mailbox_id": mesh_sandbox.MAILBOX}, tls, base_url=f"https://127.0.0.1:{port}",
+                         connection_id="mesh-mtls", allow_private=True, error_rules=one_try, rate_limits=RateLimits())
+        async with s:
+            assert len(await s.list_inbox()) == 3
+        no_cert = {**GOOD, "ca_bundle_pem": pki["ca_pem"]}
+        s2 = open_session(MANIFEST, {"mailbox_id": mesh_sandbox.MAILBOX}, no_cert, base_url=f"https://127.0.0.1:{port}",
+                          connection_id="mesh-no-cert", allow_private=True, error_rules=one_try,
+                          rate_limits=RateLimits())
+        async with s2:
+            with pytest.raises(ConnectorError):
+                await s2.list_inbox()  # trusts the server, but the server demands a client certificate
+    finally:
+        server.should_exit = True
+        await task
