@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from connectors.sandboxes import linkedin_talent
+from connectors.sandboxes import linkedin_talent, reed
 from connectors.sandboxes.common import SandboxConfig
 
 TALENT_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "linkedin_talent": linkedin_talent.create_app,
+    "reed": reed.create_app,
 }
