@@ -11,7 +11,15 @@ from connectors.errors import AuthFailed, ConnectorError
 from connectors.sandboxes.reed import API_KEY, EMPLOYER_ID
 from engine.ports import OutboundRecord
 
-from .workforce_helpers import check_registered, manifest, map_records, read_all, sandbox, session, storm_starter
+from .workforce_helpers import (
+    check_registered,
+    manifest,
+    map_records,
+    read_all,
+    sandbox,
+    session,
+    storm_starter,
+)
 
 RECORDS = {"jobs": 260}
 OWN = sum(1 for i in range(260) if i % 4 != 3)
