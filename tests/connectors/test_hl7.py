@@ -235,3 +235,27 @@ def test_catalog_routes_clinisys_and_sunquest_to_hl7_and_mesh_is_listed() -> Non
         assert (by_id[lab].connector, by_id[lab].integration_method, by_id[lab].availability) == \
             ("hl7_lab", "HL7 v2", "available")
     assert by_id["mesh"].availability == "available" and "mesh" in SANDBOXES
+
+
+async def test_the_listener_command_serves_and_spools(tmp_path: Path) -> None:
+    import socket
+
+    from connectors.hl7.__main__ import serve
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    task = asyncio.create_task(serve("127.0.0.1", port, str(tmp_path / "spool")))
+    try:
+        for _ in range(100):
+            try:
+                ack = await send_message("127.0.0.1", port, _sample("sunquest_oru_r01.hl7"))
+                break
+            except OSError:
+                await asyncio.sleep(0.02)
+        assert ack_code(ack) == "AA"
+        assert len(list((tmp_path / "spool").glob("*.hl7"))) == 1
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
