@@ -77,7 +77,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         p = pools(seed)
         sup = supplier(r.randrange(max(1, n_suppliers)), at)
         home = CARE_HOMES[i % len(CARE_HOMES)]
-        lines = []
+        lines: list[dict[str, Any]] = []
         for n in range(1, r.randrange(2, 5)):
             _stem, desc, _cat, uom, cost = PRODUCTS[r.randrange(len(PRODUCTS))]
             qty = float(r.choice((5, 10, 20, 50)))
@@ -93,7 +93,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
                 "ship-to-address": {"id": 500 + i % len(CARE_HOMES), "name": home, "street1": r.choice(p.streets),
                                     "city": r.choice(p.towns), "postal-code": r.choice(p.postcodes),
                                     "country": {"code": "GB", "name": "United Kingdom"}},
-                "ship-to-attention": "Home manager", "total": round(sum(x["total"] for x in lines), 2),
+                "ship-to-attention": "Home manager", "total": round(sum(float(x["total"]) for x in lines), 2),
                 "order-lines": lines, "requisition-header": {"id": 7000 + i},
                 "created-by": {"login": f"{r.choice(p.first_names).lower()}.manager"}}
 
