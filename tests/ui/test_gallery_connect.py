@@ -9,6 +9,7 @@ from nicegui.testing import User
 from ui_helpers import connect_xero, newest_integration, sign_in
 
 from storage.integrations import get_integration, get_sync_settings
+from ui.components.connector_access import catalog
 from ui.services import services
 
 
@@ -46,7 +47,8 @@ async def test_connect_unknown_and_unbuilt_systems_say_why(user: User, db: Any) 
     await sign_in(user, db)
     await user.open("/connect/not_a_vendor")
     await user.should_see(marker="connect-unknown")
-    await user.open("/connect/freeagent")
+    unbuilt = next(e for e in catalog().list() if e.connector is None and e.availability != "available")
+    await user.open(f"/connect/{unbuilt.id}")
     await user.should_see(marker="connect-unavailable")
 
 
