@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy import select
+from sqlmodel import col
 
 from app.context import AppContext, get_context
 from connectors.catalog import default_directory
@@ -200,7 +201,7 @@ class IntegrationTokenStore:
 
     def _save(self, connection_id: str, tokens: Mapping[str, Any]) -> None:
         with self.app.db.session() as s:
-            integ = s.execute(select(Integration).where(Integration.id == connection_id)  # type: ignore[arg-type]
+            integ = s.execute(select(Integration).where(col(Integration.id) == connection_id)
                               .with_for_update()).scalar_one()
             creds = self.app.box.decrypt(integ.credentials_encrypted)
             creds["tokens"] = dict(tokens)
@@ -387,10 +388,10 @@ def _load(db: Database, run: SyncRun) -> _Loaded:
             raise RunFailed(f"integration {run.integration_id} no longer exists")
         cfg = s.get(SyncConfiguration, integ.id) or SyncConfiguration(integration_id=integ.id)
         owners = {o.care_type: o for o in s.execute(select(DataOwnership).where(
-            DataOwnership.integration_id == integ.id)).scalars()}  # type: ignore[arg-type]
+            col(DataOwnership.integration_id) == integ.id)).scalars()}
         designs = {(d.stream, d.care_type): d for d in s.execute(select(MappingDesign).where(
-            MappingDesign.integration_id == integ.id, MappingDesign.is_current == True)  # type: ignore[arg-type]  # noqa: E712
-            .order_by(MappingDesign.version)).scalars()}  # type: ignore[arg-type]
+            col(MappingDesign.integration_id) == integ.id, col(MappingDesign.is_current) == True)  # noqa: E712
+            .order_by(col(MappingDesign.version))).scalars()}
     plans: list[StreamPlan] = []
     only = set(run.params.get("streams") or [])
     for entry in cfg.streams or []:
@@ -405,8 +406,6 @@ def _load(db: Database, run: SyncRun) -> _Loaded:
             "primary_system": o.primary_system, "sync_direction": o.sync_direction,
             "update_permissions": o.update_permissions, "conflict_resolution": o.conflict_resolution,
             "field_owners": o.field_owners, "delete_policy": o.delete_policy}
-        if override is not None and cfg.conflict_resolution and not o.conflict_resolution:  # type: ignore[union-attr]
-            override["conflict_resolution"] = cfg.conflict_resolution
         rule = effective_ownership(integ.operation_mode, override, cfg.sync_direction if override is None else None)
         deleted_when = entry.get("deleted_when") or {}
         plans.append(StreamPlan(stream, care_type, rule, build_mapper(d.design),
@@ -558,8 +557,8 @@ def _touch_integration(db: Database, integration_id: str, ok: bool) -> None:
 def _due_integrations(db: Database) -> list[tuple[str, dict[str, Any], Any]]:
     with db.session() as s:
         rows = s.execute(select(Integration, SyncConfiguration).join(
-            SyncConfiguration, SyncConfiguration.integration_id == Integration.id)  # type: ignore[arg-type]
-            .where(Integration.status == IntegrationStatus.ACTIVE.value)).all()  # type: ignore[arg-type]
+            SyncConfiguration, col(SyncConfiguration.integration_id) == col(Integration.id))
+            .where(col(Integration.status) == IntegrationStatus.ACTIVE.value)).all()
         return [(i.id, dict(c.sync_frequency or {}), i.next_sync) for i, c in rows]
 
 
@@ -645,8 +644,8 @@ def sync_cron_jobs() -> list[Any]:
     from arq import cron
 
     return [
-        cron(scheduler_cron, second={0, 30}, run_at_startup=True, timeout=60),  # type: ignore[arg-type]
-        cron(reaper_cron, second={5, 15, 25, 35, 45, 55}, run_at_startup=True, timeout=60),  # type: ignore[arg-type]
+        cron(scheduler_cron, second={0, 30}, run_at_startup=True, timeout=60),
+        cron(reaper_cron, second={5, 15, 25, 35, 45, 55}, run_at_startup=True, timeout=60),
     ]
 
 

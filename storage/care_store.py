@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from engine.ports import WriteOutcome
 from engine.sync.keys import content_hash, idempotency_key
@@ -126,7 +126,7 @@ class CareStore:
             s.add(cp)
 
     def _bump_counts(self, s: Session, stream: str, counts: Counts, *, changes: int = 0) -> dict[str, Any]:
-        run = s.execute(select(SyncRun).where(SyncRun.id == self.run_id).with_for_update()).scalar_one()  # type: ignore[call-overload]
+        run = s.execute(select(SyncRun).where(col(SyncRun.id) == self.run_id).with_for_update()).scalar_one()
         data = dict(run.counts or {})
         for k, v in counts.as_dict().items():
             data[k] = int(data.get(k, 0)) + v
@@ -150,9 +150,9 @@ class CareStore:
     def population(self, stream: str) -> int:
         """How many live records this integration has linked on ``stream``."""
         with self.db.session() as s:
-            n = s.execute(select(func.count()).select_from(ExternalLink).where(  # type: ignore[call-overload]
-                ExternalLink.integration_id == self.integration_id, ExternalLink.stream == stream,
-                ExternalLink.deleted == False)).scalar_one()  # noqa: E712
+            n = s.execute(select(func.count()).select_from(ExternalLink).where(
+                col(ExternalLink.integration_id) == self.integration_id, col(ExternalLink.stream) == stream,
+                col(ExternalLink.deleted) == False)).scalar_one()  # noqa: E712
             return int(n)
 
     def stream_reads(self, stream: str) -> int:
@@ -163,9 +163,9 @@ class CareStore:
     def previous_full_reads(self, stream: str, limit: int = 5) -> list[int]:
         """Records read by recent successful full reads of ``stream`` (for the empty-read valve)."""
         with self.db.session() as s:
-            runs = s.execute(select(SyncRun).where(  # type: ignore[call-overload]
-                SyncRun.integration_id == self.integration_id, SyncRun.id != self.run_id,
-                SyncRun.status == RunStatus.SUCCEEDED.value).order_by(SyncRun.queued_at.desc()).limit(20)).scalars()  # type: ignore[attr-defined]
+            runs = s.execute(select(SyncRun).where(
+                col(SyncRun.integration_id) == self.integration_id, col(SyncRun.id) != self.run_id,
+                col(SyncRun.status) == RunStatus.SUCCEEDED.value).order_by(col(SyncRun.queued_at).desc()).limit(20)).scalars()
             out: list[int] = []
             for run in runs:
                 st = (run.counts or {}).get("streams", {}).get(stream, {})
@@ -178,7 +178,7 @@ class CareStore:
     def mark_full(self, stream: str) -> None:
         """Note on the run that ``stream`` was read in full (the empty-read valve compares full reads)."""
         with self.db.session() as s:
-            run = s.execute(select(SyncRun).where(SyncRun.id == self.run_id).with_for_update()).scalar_one()  # type: ignore[call-overload]
+            run = s.execute(select(SyncRun).where(col(SyncRun.id) == self.run_id).with_for_update()).scalar_one()
             data = dict(run.counts or {})
             streams = dict(data.get("streams") or {})
             st = dict(streams.get(stream) or {})
@@ -337,7 +337,7 @@ class CareStore:
             updated_links = {u["id"] for u in link_updates}
             stamp = [i for i in seen_ids if i not in updated_links]
             for chunk in _chunks(stamp):
-                s.execute(update(ExternalLink).where(ExternalLink.id.in_(chunk))  # type: ignore[union-attr]
+                s.execute(update(ExternalLink).where(col(ExternalLink.id).in_(chunk))
                           .values(last_run_id=self.run_id))
             if lineage_new:
                 _bulk_insert(s, FieldLineage, lineage_new)
@@ -356,24 +356,24 @@ class CareStore:
     def _open_reviews(self, s: Session, record_ids: Sequence[str]) -> set[str]:
         out: set[str] = set()
         for chunk in _chunks(record_ids):
-            out.update(r for r in s.execute(select(IntegrationError.record_id).where(
-                IntegrationError.integration_id == self.integration_id, IntegrationError.error_type == "conflict",
-                IntegrationError.resolved == False, IntegrationError.record_id.in_(chunk))).scalars() if r)  # noqa: E712
+            out.update(r for r in s.execute(select(col(IntegrationError.record_id)).where(
+                col(IntegrationError.integration_id) == self.integration_id, col(IntegrationError.error_type) == "conflict",
+                col(IntegrationError.resolved) == False, col(IntegrationError.record_id).in_(chunk))).scalars() if r)  # noqa: E712
         return out
 
     def _links(self, s: Session, stream: str, ext_ids: Sequence[str]) -> dict[str, ExternalLink]:
         out: dict[str, ExternalLink] = {}
         for chunk in _chunks(ext_ids):
-            rows = s.execute(select(ExternalLink).where(  # type: ignore[call-overload]
-                ExternalLink.integration_id == self.integration_id, ExternalLink.stream == stream,
-                ExternalLink.external_id.in_(chunk))).scalars()  # type: ignore[attr-defined]
+            rows = s.execute(select(ExternalLink).where(
+                col(ExternalLink.integration_id) == self.integration_id, col(ExternalLink.stream) == stream,
+                col(ExternalLink.external_id).in_(chunk))).scalars()
             out.update({r.external_id: r for r in rows})
         return out
 
     def _records(self, s: Session, ids: Sequence[str]) -> dict[str, CareRecord]:
         out: dict[str, CareRecord] = {}
         for chunk in _chunks(ids):
-            rows = s.execute(select(CareRecord).where(CareRecord.id.in_(chunk))).scalars()  # type: ignore[call-overload,attr-defined]
+            rows = s.execute(select(CareRecord).where(col(CareRecord.id).in_(chunk))).scalars()
             out.update({r.id: r for r in rows})
         return out
 
@@ -386,15 +386,15 @@ class CareStore:
         rec_ids = sorted({r for r, _ in pairs})
         existing: set[tuple[str, str]] = set()
         for chunk in _chunks(rec_ids):
-            for rid, fld in s.execute(select(FieldLineage.record_id, FieldLineage.field).where(  # type: ignore[call-overload]
-                    FieldLineage.record_id.in_(chunk))):  # type: ignore[attr-defined]
+            for rid, fld in s.execute(select(col(FieldLineage.record_id), col(FieldLineage.field)).where(
+                    col(FieldLineage.record_id).in_(chunk))):
                 existing.add((rid, fld))
         fresh = [self._lineage(r, f, stream, ext_by_record.get(r, ""), now) for r, f in pairs if (r, f) not in existing]
         stale = [(r, f) for r, f in pairs if (r, f) in existing]
         if fresh:
             _bulk_insert(s, FieldLineage, fresh)
         for r, f in stale:
-            s.execute(update(FieldLineage).where(and_(FieldLineage.record_id == r, FieldLineage.field == f))  # type: ignore[arg-type]
+            s.execute(update(FieldLineage).where(and_(col(FieldLineage.record_id) == r, col(FieldLineage.field) == f))
                       .values(system=self.integration_id, integration_id=self.integration_id, run_id=self.run_id,
                               stream=stream, source_record_id=ext_by_record.get(r, ""), updated_at=now))
 
@@ -438,9 +438,9 @@ class CareStore:
     def unseen_links(self, stream: str) -> list[str]:
         """External ids linked on ``stream`` that this run's full read did not see (deleted at the vendor)."""
         with self.db.session() as s:
-            rows = s.execute(select(ExternalLink.external_id).where(  # type: ignore[call-overload]
-                ExternalLink.integration_id == self.integration_id, ExternalLink.stream == stream,
-                ExternalLink.deleted == False, ExternalLink.last_run_id != self.run_id))  # noqa: E712
+            rows = s.execute(select(col(ExternalLink.external_id)).where(
+                col(ExternalLink.integration_id) == self.integration_id, col(ExternalLink.stream) == stream,
+                col(ExternalLink.deleted) == False, col(ExternalLink.last_run_id) != self.run_id))  # noqa: E712
             return [r[0] for r in rows]
 
     def apply_deletes(self, stream: str, rule: OwnershipRule, external_ids: Sequence[str]) -> Counts:
@@ -484,27 +484,27 @@ class CareStore:
         after = int((checkpoint or {}).get("version_id", 0))
         with self.db.session() as s:
             rows = list(s.execute(
-                select(CareRecordVersion.id, CareRecordVersion.record_id)  # type: ignore[call-overload]
-                .join(CareRecord, CareRecord.id == CareRecordVersion.record_id)  # type: ignore[arg-type]
-                .where(CareRecord.care_type == care_type, CareRecordVersion.id > after)
-                .order_by(CareRecordVersion.id).limit(limit)))
+                select(col(CareRecordVersion.id), col(CareRecordVersion.record_id))
+                .join(CareRecord, col(CareRecord.id) == col(CareRecordVersion.record_id))
+                .where(col(CareRecord.care_type) == care_type, col(CareRecordVersion.id) > after)
+                .order_by(col(CareRecordVersion.id)).limit(limit)))
             if not rows:
                 return OutboundBatch([], checkpoint=dict(checkpoint) if checkpoint else None, exhausted=True)
             new_cp = {"version_id": int(rows[-1][0])}
             ids = list(dict.fromkeys(r[1] for r in rows))
             records = self._records(s, ids)
-            links = {lk.record_id: lk for lk in s.execute(select(ExternalLink).where(  # type: ignore[call-overload]
-                ExternalLink.integration_id == self.integration_id, ExternalLink.stream == stream,
-                ExternalLink.record_id.in_(ids))).scalars()}  # type: ignore[attr-defined]
-            current = {(v.record_id, v.version): v for v in s.execute(select(CareRecordVersion).where(  # type: ignore[call-overload]
-                CareRecordVersion.record_id.in_(ids))).scalars()}  # type: ignore[attr-defined]
-            pending = {w.record_id: w for w in s.execute(select(OutboundWrite).where(  # type: ignore[call-overload]
-                OutboundWrite.integration_id == self.integration_id, OutboundWrite.stream == stream,
-                OutboundWrite.status == "pending", OutboundWrite.external_id == "",
-                OutboundWrite.record_id.in_(ids))).scalars()}  # type: ignore[attr-defined]
-            review = {e.record_id for e in s.execute(select(IntegrationError).where(  # type: ignore[call-overload]
-                IntegrationError.integration_id == self.integration_id, IntegrationError.error_type == "conflict",
-                IntegrationError.resolved == False, IntegrationError.record_id.in_(ids))).scalars()}  # type: ignore[union-attr]  # noqa: E712
+            links = {lk.record_id: lk for lk in s.execute(select(ExternalLink).where(
+                col(ExternalLink.integration_id) == self.integration_id, col(ExternalLink.stream) == stream,
+                col(ExternalLink.record_id).in_(ids))).scalars()}
+            current = {(v.record_id, v.version): v for v in s.execute(select(CareRecordVersion).where(
+                col(CareRecordVersion.record_id).in_(ids))).scalars()}
+            pending = {w.record_id: w for w in s.execute(select(OutboundWrite).where(
+                col(OutboundWrite.integration_id) == self.integration_id, col(OutboundWrite.stream) == stream,
+                col(OutboundWrite.status) == "pending", col(OutboundWrite.external_id) == "",
+                col(OutboundWrite.record_id).in_(ids))).scalars()}
+            review = {e.record_id for e in s.execute(select(IntegrationError).where(
+                col(IntegrationError.integration_id) == self.integration_id, col(IntegrationError.error_type) == "conflict",
+                col(IntegrationError.resolved) == False, col(IntegrationError.record_id).in_(ids))).scalars()}  # noqa: E712
             out: list[OutboundCandidate] = []
             for rid in ids:
                 rec = records.get(rid)
@@ -530,8 +530,8 @@ class CareStore:
         """Record the writes about to go out (committed before the vendor sees them)."""
         with self.db.session() as s:
             keys = [c.idempotency_key for c in candidates]
-            have = set(s.execute(select(OutboundWrite.idempotency_key).where(  # type: ignore[call-overload]
-                OutboundWrite.idempotency_key.in_(keys))).scalars())  # type: ignore[attr-defined]
+            have = set(s.execute(select(col(OutboundWrite.idempotency_key)).where(
+                col(OutboundWrite.idempotency_key).in_(keys))).scalars())
             rows = [dict(idempotency_key=c.idempotency_key, integration_id=self.integration_id, stream=stream,
                          record_id=c.record_id, record_version=c.version, external_id=c.external_id or "",
                          status="pending", run_id=self.run_id, error="", at=utcnow())
@@ -557,13 +557,13 @@ class CareStore:
                 w = s.get(OutboundWrite, c.idempotency_key)
                 if o.ok:
                     ext = o.external_id or c.external_id or ""
-                    link = s.execute(select(ExternalLink).where(  # type: ignore[call-overload]
-                        ExternalLink.integration_id == self.integration_id, ExternalLink.stream == stream,
-                        ExternalLink.record_id == c.record_id)).scalars().first()
+                    link = s.execute(select(ExternalLink).where(
+                        col(ExternalLink.integration_id) == self.integration_id, col(ExternalLink.stream) == stream,
+                        col(ExternalLink.record_id) == c.record_id)).scalars().first()
                     if link is None:
-                        link = s.execute(select(ExternalLink).where(  # type: ignore[call-overload]
-                            ExternalLink.integration_id == self.integration_id, ExternalLink.stream == stream,
-                            ExternalLink.external_id == ext)).scalars().first()
+                        link = s.execute(select(ExternalLink).where(
+                            col(ExternalLink.integration_id) == self.integration_id, col(ExternalLink.stream) == stream,
+                            col(ExternalLink.external_id) == ext)).scalars().first()
                     if link is None:
                         link = ExternalLink(integration_id=self.integration_id, stream=stream, external_id=ext,
                                             record_id=c.record_id)
@@ -618,8 +618,8 @@ def rollback_run(db: Database, run_id: str, actor: str = "") -> dict[str, int]:
         run = s.get(SyncRun, run_id)
         if run is None:
             raise KeyError(f"no sync run {run_id}")
-        touched = s.execute(select(CareRecordVersion).where(CareRecordVersion.run_id == run_id)  # type: ignore[call-overload]
-                         .order_by(CareRecordVersion.record_id, CareRecordVersion.version)).scalars().all()
+        touched = s.execute(select(CareRecordVersion).where(col(CareRecordVersion.run_id) == run_id)
+                         .order_by(col(CareRecordVersion.record_id), col(CareRecordVersion.version))).scalars().all()
         first: dict[str, CareRecordVersion] = {}
         last: dict[str, CareRecordVersion] = {}
         for v in touched:
@@ -637,12 +637,12 @@ def rollback_run(db: Database, run_id: str, actor: str = "") -> dict[str, int]:
                 rec.deleted_at = now
                 data = dict(rec.data or {})
                 archived += 1
-                for lk in s.execute(select(ExternalLink).where(ExternalLink.record_id == rid)).scalars():  # type: ignore[call-overload]
+                for lk in s.execute(select(ExternalLink).where(col(ExternalLink.record_id) == rid)).scalars():
                     lk.deleted = True
                     s.add(lk)
             else:
-                prev = s.execute(select(CareRecordVersion).where(  # type: ignore[call-overload]
-                    CareRecordVersion.record_id == rid, CareRecordVersion.version == v0.version - 1)).scalars().first()
+                prev = s.execute(select(CareRecordVersion).where(
+                    col(CareRecordVersion.record_id) == rid, col(CareRecordVersion.version) == v0.version - 1)).scalars().first()
                 data = dict(prev.data or {}) if prev is not None else {}
                 rec.deleted_at = None if prev is None or prev.change_kind != "delete" else rec.deleted_at
                 restored += 1
@@ -663,7 +663,7 @@ def rollback_run(db: Database, run_id: str, actor: str = "") -> dict[str, int]:
 def field_lineage(db: Database, record_id: str) -> dict[str, dict[str, Any]]:
     """Which integration, run and source record last wrote each field (``"*"``: every field not listed)."""
     with db.session() as s:
-        rows = s.execute(select(FieldLineage).where(FieldLineage.record_id == record_id)).scalars()  # type: ignore[call-overload]
+        rows = s.execute(select(FieldLineage).where(col(FieldLineage.record_id) == record_id)).scalars()
         return {r.field: {"system": r.system, "integration_id": r.integration_id, "run_id": r.run_id,
                           "stream": r.stream, "source_record_id": r.source_record_id} for r in rows}
 
@@ -683,10 +683,10 @@ def reconcile_run(db: Database, integration_id: str, run_id: str, streams: Seque
             st = per.get(stream, {})
             outcome_sum = sum(int(st.get(k, 0)) for k in ("created", "updated", "unchanged", "skipped", "failed",
                                                             "deleted"))
-            rows = s.execute(select(ExternalLink.content_hash, CareRecord.content_hash, CareRecord.origin)
-                             .join(CareRecord, CareRecord.id == ExternalLink.record_id)  # type: ignore[arg-type]
-                             .where(ExternalLink.integration_id == integration_id, ExternalLink.stream == stream,
-                                    ExternalLink.last_run_id == run_id, ExternalLink.deleted == False)).all()  # noqa: E712
+            rows = s.execute(select(col(ExternalLink.content_hash), col(CareRecord.content_hash), col(CareRecord.origin))
+                             .join(CareRecord, col(CareRecord.id) == col(ExternalLink.record_id))
+                             .where(col(ExternalLink.integration_id) == integration_id, col(ExternalLink.stream) == stream,
+                                    col(ExternalLink.last_run_id) == run_id, col(ExternalLink.deleted) == False)).all()  # noqa: E712
             vendor_written = [r for r in rows if r[2] == integration_id]
             mismatch = sum(1 for r in vendor_written if r[0] != r[1])
             out[stream] = {"read": int(st.get("read", 0)), "outcomes": outcome_sum,

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
+from sqlmodel import col
 
 from storage.care_store import aware
 from storage.db import Database
@@ -25,6 +26,11 @@ from storage.models import (
 
 ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value, RunStatus.WAITING.value, RunStatus.PAUSED.value)
 FINISHED = (RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value, RunStatus.ROLLED_BACK.value)
+
+
+def _rowcount(result: Any) -> int:
+    """Rows matched by an UPDATE (typed as Result, which mypy does not know carries rowcount)."""
+    return int(getattr(result, "rowcount", 0))
 
 
 class RunError(RuntimeError):
@@ -44,9 +50,9 @@ def create_run(db: Database, integration_id: str, trigger: str = RunTrigger.MANU
     """
     RunTrigger(trigger)
     with db.session() as s:
-        active = s.execute(select(SyncRun).where(SyncRun.integration_id == integration_id,  # type: ignore[arg-type]
-                                                 SyncRun.status.in_(ACTIVE))  # type: ignore[attr-defined]
-                           .order_by(SyncRun.queued_at)).scalars().first()
+        active = s.execute(select(SyncRun).where(col(SyncRun.integration_id) == integration_id,
+                                                 col(SyncRun.status).in_(ACTIVE))
+                           .order_by(col(SyncRun.queued_at))).scalars().first()
         if active is not None:
             return active, False
         run = SyncRun(integration_id=integration_id, trigger=trigger, params=dict(params or {}),
@@ -72,13 +78,13 @@ def claim(db: Database, run_id: str, worker_id: str, lease_seconds: float) -> Sy
     now = utcnow()
     with db.session() as s:
         res = s.execute(update(SyncRun).execution_options(synchronize_session=False).where(
-            SyncRun.id == run_id,  # type: ignore[arg-type]
-            or_(SyncRun.status.in_((RunStatus.QUEUED.value, RunStatus.WAITING.value)),  # type: ignore[attr-defined]
-                (SyncRun.status == RunStatus.RUNNING.value) & or_(SyncRun.lease_until.is_(None),  # type: ignore[union-attr]
-                                                                  SyncRun.lease_until < now)),  # type: ignore[operator]
+            col(SyncRun.id) == run_id,
+            or_(col(SyncRun.status).in_((RunStatus.QUEUED.value, RunStatus.WAITING.value)),
+                (col(SyncRun.status) == RunStatus.RUNNING.value) & or_(col(SyncRun.lease_until).is_(None),
+                                                                  col(SyncRun.lease_until) < now)),
         ).values(status=RunStatus.RUNNING.value, worker_id=worker_id, lease_until=now + timedelta(seconds=lease_seconds),
-                 heartbeat_at=now, started_at=func.coalesce(SyncRun.started_at, now)))
-        if res.rowcount != 1:  # type: ignore[attr-defined]
+                 heartbeat_at=now, started_at=func.coalesce(col(SyncRun.started_at), now)))
+        if _rowcount(res) != 1:
             return None
     return get_run(db, run_id)
 
@@ -88,25 +94,25 @@ def heartbeat(db: Database, run_id: str, worker_id: str, lease_seconds: float) -
     now = utcnow()
     with db.session() as s:
         res = s.execute(update(SyncRun).execution_options(synchronize_session=False).where(
-            SyncRun.id == run_id, SyncRun.worker_id == worker_id,  # type: ignore[arg-type]
-            SyncRun.status == RunStatus.RUNNING.value,  # type: ignore[arg-type]
+            col(SyncRun.id) == run_id, col(SyncRun.worker_id) == worker_id,
+            col(SyncRun.status) == RunStatus.RUNNING.value,
         ).values(lease_until=now + timedelta(seconds=lease_seconds), heartbeat_at=now))
-        return bool(res.rowcount == 1)  # type: ignore[attr-defined]
+        return bool(_rowcount(res) == 1)
 
 
 def _move(db: Database, run_id: str, holder: str | None, status: str, **values: Any) -> bool:
     with db.session() as s:
-        cond = [SyncRun.id == run_id]
+        cond = [col(SyncRun.id) == run_id]
         if holder is not None:
-            cond += [SyncRun.worker_id == holder, SyncRun.status == RunStatus.RUNNING.value]
-        res = s.execute(update(SyncRun).execution_options(synchronize_session=False).where(*cond).values(status=status, **values))  # type: ignore[arg-type]
-        return bool(res.rowcount == 1)  # type: ignore[attr-defined]
+            cond += [col(SyncRun.worker_id) == holder, col(SyncRun.status) == RunStatus.RUNNING.value]
+        res = s.execute(update(SyncRun).execution_options(synchronize_session=False).where(*cond).values(status=status, **values))
+        return bool(_rowcount(res) == 1)
 
 
 def release(db: Database, run_id: str, worker_id: str) -> bool:
     """Give the run back to the queue at once (graceful shutdown); the next dispatch gets a new job id."""
     return _move(db, run_id, worker_id, RunStatus.QUEUED.value, worker_id="", lease_until=None,
-                 attempt=SyncRun.attempt + 1)
+                 attempt=col(SyncRun.attempt) + 1)
 
 
 def finish(db: Database, run_id: str, worker_id: str, status: str, error: str = "") -> bool:
@@ -122,7 +128,7 @@ def pause(db: Database, run_id: str, worker_id: str, reason: str) -> bool:
 def wait(db: Database, run_id: str, worker_id: str, reason: str) -> bool:
     """The run waits for a deferred retry (rate limit, open breaker, outage); next dispatch gets a new job id."""
     return _move(db, run_id, worker_id, RunStatus.WAITING.value, error=reason, lease_until=None,
-                 attempt=SyncRun.attempt + 1)
+                 attempt=col(SyncRun.attempt) + 1)
 
 
 def resume_paused(db: Database, run_id: str, actor: str, params: Mapping[str, Any]) -> SyncRun:
@@ -144,9 +150,9 @@ def resume_paused(db: Database, run_id: str, actor: str, params: Mapping[str, An
 def cancel(db: Database, run_id: str) -> bool:
     """Cancel a run that has not finished (a running job notices at its next heartbeat)."""
     with db.session() as s:
-        res = s.execute(update(SyncRun).execution_options(synchronize_session=False).where(SyncRun.id == run_id, SyncRun.status.in_(ACTIVE))  # type: ignore[arg-type,attr-defined]
+        res = s.execute(update(SyncRun).execution_options(synchronize_session=False).where(col(SyncRun.id) == run_id, col(SyncRun.status).in_(ACTIVE))
                         .values(status=RunStatus.CANCELLED.value, finished_at=utcnow(), lease_until=None))
-        return bool(res.rowcount == 1)  # type: ignore[attr-defined]
+        return bool(_rowcount(res) == 1)
 
 
 @dataclass(frozen=True)
@@ -162,14 +168,14 @@ def reap_expired(db: Database, now: datetime | None = None) -> list[Orphan]:
     now = now or utcnow()
     out: list[Orphan] = []
     with db.session() as s:
-        stale = s.execute(select(SyncRun).where(SyncRun.status == RunStatus.RUNNING.value,  # type: ignore[arg-type]
-                                                SyncRun.lease_until < now)).scalars().all()  # type: ignore[operator]
+        stale = s.execute(select(SyncRun).where(col(SyncRun.status) == RunStatus.RUNNING.value,
+                                                col(SyncRun.lease_until) < now)).scalars().all()
         for run in stale:
-            res = s.execute(update(SyncRun).execution_options(synchronize_session=False).where(SyncRun.id == run.id, SyncRun.status == RunStatus.RUNNING.value,  # type: ignore[arg-type]
-                                                  SyncRun.lease_until < now)  # type: ignore[operator]
+            res = s.execute(update(SyncRun).execution_options(synchronize_session=False).where(col(SyncRun.id) == run.id, col(SyncRun.status) == RunStatus.RUNNING.value,
+                                                  col(SyncRun.lease_until) < now)
                             .values(status=RunStatus.QUEUED.value, worker_id="", lease_until=None,
                                     attempt=run.attempt + 1))
-            if res.rowcount == 1:  # type: ignore[attr-defined]
+            if _rowcount(res) == 1:
                 run.attempt += 1
                 out.append(Orphan(run.id, job_id(run)))
     return out
@@ -179,8 +185,8 @@ def waiting_runs(db: Database, older_than: datetime) -> list[SyncRun]:
     """Queued or waiting runs last touched before ``older_than`` (the reaper checks their job exists)."""
     with db.session() as s:
         return list(s.execute(select(SyncRun).where(
-            SyncRun.status.in_((RunStatus.QUEUED.value, RunStatus.WAITING.value)),  # type: ignore[attr-defined]
-            SyncRun.queued_at < older_than)).scalars().all())  # type: ignore[operator]
+            col(SyncRun.status).in_((RunStatus.QUEUED.value, RunStatus.WAITING.value)),
+            col(SyncRun.queued_at) < older_than)).scalars().all())
 
 
 def add_event(db: Database, run_id: str, kind: str, message: str = "", data: Mapping[str, Any] | None = None) -> None:
@@ -192,53 +198,56 @@ def add_event(db: Database, run_id: str, kind: str, message: str = "", data: Map
 def events(db: Database, run_id: str) -> list[SyncRunEvent]:
     """A run's events, oldest first."""
     with db.session() as s:
-        return list(s.execute(select(SyncRunEvent).where(SyncRunEvent.run_id == run_id)  # type: ignore[arg-type]
-                              .order_by(SyncRunEvent.id)).scalars().all())  # type: ignore[arg-type]
+        return list(s.execute(select(SyncRunEvent).where(col(SyncRunEvent.run_id) == run_id)
+                              .order_by(col(SyncRunEvent.id))).scalars().all())
 
 
 def outcomes(db: Database, run_id: str, outcome: str | None = None) -> list[RecordOutcome]:
     """Per-record outcomes of a run."""
     with db.session() as s:
-        q = select(RecordOutcome).where(RecordOutcome.run_id == run_id)  # type: ignore[arg-type]
+        q = select(RecordOutcome).where(col(RecordOutcome.run_id) == run_id)
         if outcome:
-            q = q.where(RecordOutcome.outcome == outcome)  # type: ignore[arg-type]
-        return list(s.execute(q.order_by(RecordOutcome.id)).scalars().all())  # type: ignore[arg-type]
+            q = q.where(col(RecordOutcome.outcome) == outcome)
+        return list(s.execute(q.order_by(col(RecordOutcome.id))).scalars().all())
 
 
 def run_errors(db: Database, run_id: str) -> list[IntegrationError]:
     """Errors queued by a run."""
     with db.session() as s:
-        return list(s.execute(select(IntegrationError).where(IntegrationError.run_id == run_id)).scalars().all())  # type: ignore[arg-type]
+        return list(s.execute(select(IntegrationError).where(col(IntegrationError.run_id) == run_id)).scalars().all())
 
 
 def set_counts_field(db: Database, run_id: str, key: str, value: Any) -> None:
     """Set one top-level entry of a run's counts (reconciliation results)."""
     with db.session() as s:
-        run = s.execute(select(SyncRun).where(SyncRun.id == run_id).with_for_update()).scalar_one()  # type: ignore[arg-type]
+        run = s.execute(select(SyncRun).where(col(SyncRun.id) == run_id).with_for_update()).scalar_one()
         run.counts = {**(run.counts or {}), key: value}
         s.add(run)
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float:
+    a, b = aware(start), aware(end)
+    return (b - a).total_seconds() if a is not None and b is not None else 0.0
 
 
 def integration_metrics(db: Database, integration_id: str | None = None, since: datetime | None = None) -> dict[str, Any]:
     """Sync success rate, data accuracy, run duration and error resolution time (over runs since ``since``)."""
     since = since or utcnow() - timedelta(days=30)
     with db.session() as s:
-        q = select(SyncRun).where(SyncRun.queued_at >= since, SyncRun.status.in_(FINISHED))  # type: ignore[operator,attr-defined]
+        q = select(SyncRun).where(col(SyncRun.queued_at) >= since, col(SyncRun.status).in_(FINISHED))
         if integration_id:
-            q = q.where(SyncRun.integration_id == integration_id)  # type: ignore[arg-type]
+            q = q.where(col(SyncRun.integration_id) == integration_id)
         runs: Sequence[SyncRun] = s.execute(q).scalars().all()
-        eq = select(IntegrationError).where(IntegrationError.timestamp >= since)  # type: ignore[operator]
+        eq = select(IntegrationError).where(col(IntegrationError.timestamp) >= since)
         if integration_id:
-            eq = eq.where(IntegrationError.integration_id == integration_id)  # type: ignore[arg-type]
+            eq = eq.where(col(IntegrationError.integration_id) == integration_id)
         errs: Sequence[IntegrationError] = s.execute(eq).scalars().all()
     finished = [r for r in runs if r.status in (RunStatus.SUCCEEDED.value, RunStatus.FAILED.value)]
     ok = [r for r in finished if r.status == RunStatus.SUCCEEDED.value]
-    durations = sorted((aware(r.finished_at) - aware(r.started_at)).total_seconds()  # type: ignore[operator]
-                       for r in finished if r.started_at and r.finished_at)
+    durations = sorted(_seconds(r.started_at, r.finished_at) for r in finished if r.started_at and r.finished_at)
     processed = sum(int((r.counts or {}).get("read", 0)) + int((r.counts or {}).get("written", 0)) for r in runs)
     failed = sum(int((r.counts or {}).get("failed", 0)) for r in runs)
-    resolved = [(aware(e.resolved_at) - aware(e.timestamp)).total_seconds()  # type: ignore[operator]
-                for e in errs if e.resolved and e.resolved_at]
+    resolved = [_seconds(e.timestamp, e.resolved_at) for e in errs if e.resolved and e.resolved_at]
     return {
         "runs": len(finished),
         "sync_success_rate": (len(ok) / len(finished)) if finished else None,
