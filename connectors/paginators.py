@@ -44,6 +44,10 @@ class Paginator:
         """Position of the next request (for checkpoints)."""
         return dict(self.pos)
 
+    def enrich(self, records: list[Any]) -> list[Any]:
+        """The page's records, before keys are read (a parent/child paginator adds the parent's id)."""
+        return records
+
     def _follow(self, request: OutgoingRequest, url: str) -> None:
         prefix = str(getattr(self.spec, "relative_to", "")).strip("/")
         root = self.base_url.rstrip("/") + "/" + (prefix + "/" if prefix else "")

@@ -373,7 +373,7 @@ class ConnectorSession:
 
             resp = await self.request(make)
             body = resp.json() if resp.content else {}
-            raw_records = jmespath.search(spec.records, body) or []
+            raw_records = paginator.enrich(jmespath.search(spec.records, body) or [])
             records = [self._to_record(spec, r) for r in raw_records]
             for r in records:
                 if r.updated_at is not None:

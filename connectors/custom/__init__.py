@@ -16,6 +16,7 @@ from connectors.auth import register_auth
 from connectors.custom.ops_paginators import NextLinkSincePaginator, PathPagePaginator
 from connectors.custom.linkedin import RestliBatchIdsPaginator
 from connectors.custom.paginators import IdListPaginator, JsonBodyPaginator
+from connectors.custom.parent_child import ParentChildPaginator
 from connectors.custom.session_logins import kashflow_session, wheniwork_login
 from connectors.custom.slack_auth import SlackOAuthV2Authenticator, slack_oauth_v2
 from connectors.custom.windows import RollingWindowPaginator
@@ -28,6 +29,7 @@ register_paginator("next_link_since", NextLinkSincePaginator)
 register_paginator("path_page", PathPagePaginator)
 register_paginator("rolling_window", RollingWindowPaginator)
 register_paginator("restli_batch_ids", RestliBatchIdsPaginator)
+register_paginator("parent_child", ParentChildPaginator)
 register_auth("slack_oauth_v2", slack_oauth_v2)
 register_auth("zoom_account_credentials", zoom_account_credentials)
 register_auth("wheniwork_login", wheniwork_login)
