@@ -144,6 +144,7 @@ async def test_errors_inbox_groups_explains_ignores_and_bulk_retries(user: User,
     await see(user, "Xero said <script>alert(0)</script>")
     user.find(marker="retry-all-vendor:500").click()
     await see(user, "Retry queued for 3 error(s).")
+    await see(user, "retries 1/3")  # the inbox has been rebuilt
     with db.session() as s:
         assert s.exec(select(SyncRun).where(SyncRun.trigger == "retry")).one().params["error_ids"]
         first = s.exec(select(IntegrationError).where(IntegrationError.record_id == "INV-0")).one()

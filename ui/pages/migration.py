@@ -108,8 +108,9 @@ async def migration_wizard(plan_id: str) -> None:
                     wizard.refresh()
 
             with ui.stepper(value=plan.wizard_step).props("vertical").classes("w-full").mark("wizard") as stepper:
-                for step in mp.WIZARD_STEPS:
-                    with ui.step(step, title=STEP_TITLES[step]):
+                current = mp.WIZARD_STEPS.index(plan.wizard_step)
+                for position, step in enumerate(mp.WIZARD_STEPS):
+                    with ui.step(step, title=STEP_TITLES[step]).props("done" if position < current else ""):
                         await STEP_BUILDERS[step](plan, phases, go, wizard)
             stepper.on_value_change(lambda e: go(str(e.value)) if e.value != plan.wizard_step else None)
 
