@@ -66,6 +66,8 @@ async def test_settings_validate_then_save(user: User, db: Any) -> None:
     freq = user.find(marker="frequency").elements.pop()
     with user:
         freq.value = "daily"  # type: ignore[attr-defined]
+    await user.should_not_see(marker="every", retries=20)  # only the daily time is asked for
+    await user.should_see(marker="at", retries=20)
     user.find(marker="at").clear().type("25:99")
     user.find(marker="email").type("not-an-email")
     user.find(marker="save-settings").click()

@@ -74,7 +74,7 @@ def short(value: Any, *, sensitive: bool = False) -> str:
     else:
         text = str(value)
     if sensitive and not isinstance(value, Mapping | list):
-        text = mask(text)
+        text = mask(text) if len(text) <= 8 else f"{text[0]}•••{text[-2:]}"
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 

@@ -40,7 +40,7 @@ from ui.auth import actor
 from ui.components import theme
 from ui.components.connector_access import manifest, session_for_integration
 from ui.components.mapping_state import MappingDraft, TargetField
-from ui.components.samples import first_sample, sample_values, short, source_fields
+from ui.components.samples import MASKED_SENSITIVITY, first_sample, sample_values, short, source_fields
 from ui.components.transforms import arg_text, example_text, function_options, parse_arg
 from ui.layout import frame
 from ui.services import services
@@ -405,7 +405,10 @@ class Designer:
                 ui.label(f"Filled from {src}").classes("font-mono").props("data-testid=mapped-source")
                 samples = sample_values(self.samples, src, 1)
                 if samples:
-                    ui.label(f"(e.g. {short(samples[0], sensitive=t.sensitivity in ('personal', 'health'))})").classes(
+                    source_field = self.draft.source(src)
+                    sensitive = t.sensitivity in MASKED_SENSITIVITY or bool(
+                        source_field and source_field.sensitivity in MASKED_SENSITIVITY)
+                    ui.label(f"(e.g. {short(samples[0], sensitive=sensitive)})").classes(
                         "text-sm text-slate-700")
             elif mapping.expression:
                 ui.label("Filled by an expression").classes("font-medium")

@@ -106,10 +106,12 @@ def settings_page(integration_id: str) -> None:
             ui.select(FREQUENCIES, value=values["kind"], label="How often", on_change=setv("kind")).classes(
                 "w-72").mark("frequency")
             with ui.row().classes("gap-4"):
-                ui.number("Minutes between runs (for 'Every few minutes')", value=values["every"], min=5, max=1440,
-                          on_change=setv("every")).classes("w-80").mark("every")
-                ui.input("Time of day (for 'Once a day'), like 02:00", value=values["at"], on_change=setv("at")).classes(
+                every = ui.number("Minutes between runs", value=values["every"], min=5, max=1440,
+                                  on_change=setv("every")).classes("w-80").mark("every")
+                at = ui.input("Time of day, like 02:00", value=values["at"], on_change=setv("at")).classes(
                     "w-80").mark("at")
+            every.bind_visibility_from(values, "kind", backward=lambda k: k == "minutes")
+            at.bind_visibility_from(values, "kind", backward=lambda k: k == "daily")
             summary = ui.label(schedule_sentence(freq) + ".").props("aria-live=polite").mark("schedule-sentence")
         with ui.card().classes("w-full max-w-3xl gap-2"):
             ui.label("How much at once, and retries").classes("text-lg font-semibold").props("role=heading aria-level=2")
