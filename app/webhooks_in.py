@@ -204,32 +204,119 @@ async def receive(request: Request) -> Response:
     if not result.events and rcv.spec.handshake is not None and rcv.spec.handshake.type == "xero_intent_to_receive":
         return Response(status_code=200)  # intent to receive, or an empty batch: nothing to process
     delivery_id = delivery_id_for(rcv, headers, body, result.payload)
-    if not await _first_sighting(ctx, delivery_id):
-        return Response(status_code=200)
     payload = result.payload if isinstance(result.payload, dict) else {"body": result.payload}
-    claimed = await asyncio.to_thread(_claim, ctx, delivery_id, rcv.integration_id, _event_type(payload), payload)
-    if claimed:
-        try:
-            pool = await arq_for(ctx.redis_url)
-            await pool.enqueue_job("process_inbound_event", delivery_id, _job_id=f"inbound:{delivery_id}")
-        except Exception:  # the event is stored: the sweeper queues it again
-            log.warning("could not queue inbound event %s; the sweeper will", delivery_id, exc_info=True)
+    await _batcher(ctx).submit({"delivery_id": delivery_id, "integration_id": rcv.integration_id,
+                                "event_type": _event_type(payload), "payload": payload})
     return Response(status_code=200)
 
 
-async def _first_sighting(ctx: AppContext, delivery_id: str) -> bool:
+class Batcher:
+    """Group commit for accepted deliveries: whatever arrived while the previous batch was being written goes
+    in the next one. Per batch: one Redis pipeline of ``SET NX`` (8-day de-dup keys), one database
+    transaction (the ``inbound_events`` primary key de-duplicates durably), then the arq jobs. Each request
+    waits for its batch, so a 200 means the event is stored; its job is queued right after (and the sweeper
+    queues any job lost on the way)."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.enqueues: set[asyncio.Task[None]] = set()
+
+    async def submit(self, event: dict[str, Any]) -> None:
+        """Queue one verified event and wait until its batch is stored and queued."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append((event, future))
+        self.wake.set()
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run())
+        await future
+
+    async def _run(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            batch, self.pending = self.pending, []
+            if not batch:
+                continue
+            try:
+                await self._write([e for e, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+    async def _write(self, events: list[dict[str, Any]]) -> None:
+        fresh = await _first_sightings(self.ctx, [str(e["delivery_id"]) for e in events])
+        todo = [e for e in events if e["delivery_id"] in fresh]
+        if not todo:
+            return
+        claimed = await asyncio.to_thread(_claim_many, self.ctx, todo)
+        if claimed:  # stored durably: acknowledge now, queue the jobs beside the next batch
+            task = asyncio.create_task(self._enqueue(sorted(claimed)))
+            self.enqueues.add(task)
+            task.add_done_callback(self.enqueues.discard)
+
+    async def _enqueue(self, delivery_ids: list[str]) -> None:
+        try:
+            pool = await arq_for(self.ctx.redis_url)
+            await asyncio.gather(*[pool.enqueue_job("process_inbound_event", d, _job_id=f"inbound:{d}")
+                                   for d in delivery_ids])
+        except Exception:  # the events are stored: the sweeper queues them again
+            log.warning("could not queue %d inbound events; the sweeper will", len(delivery_ids), exc_info=True)
+
+    async def drain(self) -> None:
+        """Wait until every queued job of acknowledged events is on the arq queue (tests, shutdown)."""
+        while self.enqueues:
+            await asyncio.gather(*list(self.enqueues))
+
+
+_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher] = weakref.WeakKeyDictionary()
+
+
+async def drain_queue() -> None:
+    """Wait for the enqueues of this loop's acknowledged events (tests and benchmarks)."""
+    batcher = _batchers.get(asyncio.get_running_loop())
+    if batcher is not None:
+        await batcher.drain()
+
+
+def _batcher(ctx: AppContext) -> Batcher:
+    loop = asyncio.get_running_loop()
+    batcher = _batchers.get(loop)
+    if batcher is None or batcher.ctx is not ctx:
+        batcher = _batchers[loop] = Batcher(ctx)
+    return batcher
+
+
+async def _first_sightings(ctx: AppContext, delivery_ids: list[str]) -> set[str]:
+    """The ids not seen in the last 8 days (Redis SET NX); all of them when Redis is down (the database's
+    primary key still de-duplicates)."""
     try:
-        fresh = await redis_for(ctx.redis_url).set(SEEN_PREFIX + delivery_id, "1", nx=True, ex=DEDUPE_SECONDS)
-    except Exception:  # Redis down: the database's primary key still de-duplicates
+        async with redis_for(ctx.redis_url).pipeline(transaction=False) as pipe:
+            for delivery_id in delivery_ids:
+                pipe.set(SEEN_PREFIX + delivery_id, "1", nx=True, ex=DEDUPE_SECONDS)
+            answers = await pipe.execute()
+    except Exception:
         log.warning("webhook de-duplication cache unavailable", exc_info=True)
-        return True
-    return bool(fresh)
+        return set(delivery_ids)
+    seen: set[str] = set()
+    fresh: set[str] = set()
+    for delivery_id, ok in zip(delivery_ids, answers, strict=True):
+        if ok and delivery_id not in seen:
+            fresh.add(delivery_id)
+        seen.add(delivery_id)
+    return fresh
 
 
-def _claim(ctx: AppContext, delivery_id: str, integration_id: str, event_type: str, payload: dict[str, Any]) -> bool:
+def _claim_many(ctx: AppContext, events: list[dict[str, Any]]) -> set[str]:
     with ctx.db.session() as session:
-        return store.claim_inbound(session, delivery_id=delivery_id, integration_id=integration_id,
-                                   event_type=event_type, payload=payload)
+        return store.claim_inbound_many(session, events=events)
 
 
 webhooks_app = Starlette(routes=[Route("/{integration_id}/{webhook_id}", receive, methods=["POST"])])

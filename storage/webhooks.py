@@ -39,6 +39,33 @@ def claim_inbound(session: Session, *, delivery_id: str, integration_id: str, ev
     return True
 
 
+def claim_inbound_many(session: Session, *, events: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Record many received events in one transaction (group commit); returns the delivery ids that were new.
+
+    Each event is ``{"delivery_id", "integration_id", "event_type", "payload"}``; repeats (in the batch or
+    already stored) are left out. A race with another process falls back to one savepoint per event."""
+    wanted: dict[str, Mapping[str, Any]] = {}
+    for event in events:
+        wanted.setdefault(str(event["delivery_id"]), event)
+    if not wanted:
+        return set()
+    existing = set(session.exec(select(InboundEvent.delivery_id)
+                                .where(col(InboundEvent.delivery_id).in_(list(wanted)))).all())
+    fresh = [e for d, e in wanted.items() if d not in existing]
+    try:
+        with session.begin_nested():
+            for event in fresh:
+                session.add(InboundEvent(delivery_id=str(event["delivery_id"]),
+                                         integration_id=str(event["integration_id"]),
+                                         event_type=str(event.get("event_type", ""))[:100],
+                                         payload=dict(event.get("payload") or {})))
+    except IntegrityError:
+        return {str(e["delivery_id"]) for e in fresh
+                if claim_inbound(session, delivery_id=str(e["delivery_id"]), integration_id=str(e["integration_id"]),
+                                 event_type=str(e.get("event_type", "")), payload=e.get("payload"))}
+    return {str(e["delivery_id"]) for e in fresh}
+
+
 def get_inbound(session: Session, *, delivery_id: str) -> InboundEvent | None:
     """A received event by delivery id."""
     return session.get(InboundEvent, delivery_id, populate_existing=True)

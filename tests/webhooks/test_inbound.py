@@ -98,14 +98,21 @@ async def test_mutations_rejected_with_401(ctx: Any, hooks: httpx.AsyncClient, s
 
 @pytest.mark.parametrize("scheme", ["generic", "slack", "bamboohr"])
 async def test_replay_window_both_sides(ctx: Any, hooks: httpx.AsyncClient, scheme: str) -> None:
+    from app.webhooks_in import spec_for
+    from connectors.webhooks import verify
+
     iid, wid = make_receiver(ctx, scheme)
-    now = int(time.time())
+    await hooks.post(f"/{iid}/{wid}", content=b"{}")  # warm the receiver cache and pools
     results = {}
     for n, offset in enumerate((-301, -299, 299, 301)):
         body = sample_body(scheme, 100 + n)
-        r = await hooks.post(f"/{iid}/{wid}", content=body, headers=signed(scheme, body, ts=now + offset))
+        r = await hooks.post(f"/{iid}/{wid}", content=body, headers=signed(scheme, body, ts=int(time.time()) + offset))
         results[offset] = r.status_code
     assert results == {-301: 401, -299: 200, 299: 200, 301: 401}
+    body, fixed_now = sample_body(scheme, 200), 1_800_000_000  # the same boundary with a fixed clock
+    exact = {offset: verify(spec_for(scheme), SECRETS[scheme], signed(scheme, body, ts=fixed_now + offset), body,
+                            now=fixed_now) for offset in (-301, -300, -299, 299, 300, 301)}
+    assert exact == {-301: False, -300: True, -299: True, 299: True, 300: True, 301: False}
 
 
 async def test_xero_intent_to_receive(ctx: Any, hooks: httpx.AsyncClient) -> None:
@@ -165,6 +172,9 @@ async def test_duplicates_processed_once(ctx: Any, hooks: httpx.AsyncClient, red
     concurrent = await asyncio.gather(*[hooks.post(f"/{iid}/{wid}", content=body, headers=headers)
                                         for _ in range(10)])
     assert {r.status_code for r in [*sequential, *concurrent]} == {200}
+    from app.webhooks_in import drain_queue
+
+    await drain_queue()
     with ctx.db.session() as s:
         assert len(s.exec(select(InboundEvent)).all()) == 1
     queued = redis.Redis.from_url(redis_url).zrange("arq:queue", 0, -1)
