@@ -129,9 +129,10 @@ def _similar(a: str, b: str) -> float:
         return 0.0
     if a == b:
         return 1.0
-    straight = SequenceMatcher(None, a, b).ratio()
     sorted_a, sorted_b = " ".join(sorted(a.split())), " ".join(sorted(b.split()))
-    return max(straight, SequenceMatcher(None, sorted_a, sorted_b).ratio())
+    # difflib's ratio depends on argument order; take both ways so a score never does
+    return max(SequenceMatcher(None, x, y).ratio()
+               for x, y in ((a, b), (b, a), (sorted_a, sorted_b), (sorted_b, sorted_a)))
 
 
 def _date_score(a: date | None, b: date | None) -> tuple[float | None, str]:
