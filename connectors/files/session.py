@@ -6,8 +6,10 @@ an SFTP job or a Sage 50 scheduled export) and ``outbox_dir`` where CareHub writ
 import. Each stream names its layout (``params.layout``) and file pattern (``params.pattern``).
 
 Reading takes new files only (by content hash, kept in the checkpoint), oldest first, one page per file.
-A file that breaks its layout is imported not at all: it is listed in :attr:`FileExchangeSession.rejected`
-with every problem by row, column and reason, and moved to ``inbox_dir/rejected/``.
+A file that breaks its layout is imported not at all: it is moved to ``inbox_dir/rejected/``, listed in
+:attr:`FileExchangeSession.rejected`, and once the good files' pages are through, the read raises
+:class:`~connectors.files.codec.FileRejected` naming every problem by row, column and reason, so the run
+shows it in the errors inbox.
 Writing produces one file per call, named from the records' idempotency keys, written atomically;
 a retried write finds the same file and reports success without writing it twice.
 """
@@ -126,6 +128,13 @@ class FileExchangeSession(LocalSession):
             yield ReadPage(records, {"imported": dict(imported)})
         if not emitted:
             yield ReadPage([], {"imported": dict(imported)})
+        if self.rejected:
+            # Raised after the good files' pages, so they are stored; the run then reports the bad file
+            # (already moved to ``rejected/``) with every row, column and reason.
+            first = self.rejected[0]
+            names = " and ".join(f.name for f in self.rejected)
+            raise FileRejected(names, [i for f in self.rejected for i in f.issues] if len(self.rejected) > 1
+                               else first.issues)
 
     def _quarantine(self, path: Path) -> None:
         target = path.parent / "rejected"

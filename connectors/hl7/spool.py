@@ -5,7 +5,7 @@ temporary name, fsynced, renamed), so an ACKed result survives a crash. A sync r
 through :class:`Hl7SpoolSession` like any other stream: one page per message, and a message moves to
 ``done/`` only once the page carrying it has been stored (its name is in the next checkpoint), so nothing is
 lost and a redelivery parses to the same record ids. Unreadable files move to ``rejected/`` with the reason
-beside them.
+beside them, and the read ends with an error naming them, so the run surfaces them in the errors inbox.
 """
 
 from __future__ import annotations
@@ -119,3 +119,7 @@ class Hl7SpoolSession(LocalSession):
             yield ReadPage(records, {"pending_done": list(pending)})
         if not emitted:
             yield ReadPage([], {"pending_done": []})
+        if self.rejected:
+            listed = "; ".join(f"{r.name}: {r.reason}" for r in self.rejected)
+            raise ConnectorError(f"{len(self.rejected)} lab message(s) could not be read and were set aside in "
+                                 f"rejected/ (the lab had an ACK; ask them to correct and resend): {listed}")

@@ -125,7 +125,12 @@ async def test_folder_read_imports_good_files_and_nothing_from_a_bad_one(tmp_pat
     os.utime(inbox / "customers_2025-04.csv", (2_000_000_000, 2_000_000_000))
     async with _session("sage50_files", inbox, outbox) as s:
         assert (await s.test_connection()).ok
-        pages = [p async for p in s.read("customers")]
+        pages = []
+        with pytest.raises(FileRejected) as refused:
+            async for page in s.read("customers"):
+                pages.append(page)
+        assert str(refused.value).startswith("customers_2025-04.csv was not imported: 6 problem(s): row 2, column "
+                                             "'Account Reference': longer than 8 characters")
         records = [r for p in pages for r in p.records]
         assert [r.external_id for r in records] == ["ABBOTTM", "LEEDSCC", "OKAFORS", "WYICB01"]
         assert all(r.data["_file"] == "customers_2025-03.csv" for r in records)

@@ -178,6 +178,7 @@ async def test_mllp_rejects_a_block_without_start_byte() -> None:
 
 
 async def test_listener_spools_before_acking_and_a_sync_run_reads_the_spool(tmp_path: Path) -> None:
+    from connectors.errors import ConnectorError
     from connectors.hl7.spool import Hl7SpoolSession, Spool
     from connectors.manifest import load_manifest
     from connectors.sessions import open_session
@@ -194,7 +195,10 @@ async def test_listener_spools_before_acking_and_a_sync_run_reads_the_spool(tmp_
     session = open_session(manifest, {"spool_dir": str(spool.directory)}, {}, connection_id="hl7-spool")
     assert isinstance(session, Hl7SpoolSession)
     async with session:
-        pages = [p async for p in session.read("results")]
+        pages = []
+        with pytest.raises(ConnectorError, match="zz_garbage.hl7: the message has no OBX"):
+            async for page in session.read("results"):
+                pages.append(page)
         records = [r for p in pages for r in p.records]
         assert len(records) == 12
         assert {r.data["labControlId"] for r in records} == {"WP20250301-0001", "SQ0000048812"}
