@@ -196,7 +196,7 @@ async def test_listener_spools_before_acking_and_a_sync_run_reads_the_spool(tmp_
     assert isinstance(session, Hl7SpoolSession)
     async with session:
         pages = []
-        with pytest.raises(ConnectorError, match="zz_garbage.hl7: the message has no OBX"):
+        with pytest.raises(ConnectorError, match=r"zz_garbage\.hl7: the message has no OBX"):
             async for page in session.read("results"):
                 pages.append(page)
         records = [r for p in pages for r in p.records]
