@@ -200,3 +200,18 @@ async def test_revoked_credentials_are_explained_in_designer_and_connect(user: U
     await user.open(f"/connect/xero?integration={integration_id}")
     user.find(marker="test-connection").click()
     await user.should_see("Problem: Xero did not accept the credentials", retries=50)
+
+
+async def test_start_from_the_ready_made_mapping_then_preview_and_save(user: User, db: Any) -> None:
+    integration_id = await open_designer(user, db)
+    user.find(marker="use-template").click()
+    await user.should_see(marker="mapped:name")
+    await user.should_see(marker="mapped:address.postcode")
+    await user.should_see("Not saved yet")
+    user.find(marker="run-preview").click()
+    await user.should_see(marker="preview-summary")
+    user.find(marker="save-design").click()
+    await user.should_see("Saved version: 1")
+    with db.session() as s:
+        saved = design_history(s, integration_id=integration_id, stream="contacts", care_type="Contact")[0]
+    assert {m["targetField"] for m in saved.design["mappings"]} >= {"name", "email", "externalRefs.xero"}

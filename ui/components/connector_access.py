@@ -19,6 +19,7 @@ from connectors.catalog import Catalog, default_directory, load_catalog
 from connectors.manifest import ConnectorManifest
 from connectors.runtime import ConnectorSession
 from connectors.sessions import open_session
+from engine.mapping import MappingDesign, MappingError, list_mapping_templates, load_mapping_template_file
 from storage.integrations import update_integration
 from storage.models import Integration
 from ui.services import services
@@ -32,6 +33,18 @@ TENANT_DISCOVERY: dict[str, tuple[str, str, str]] = {"xero": ("/connections", "t
 def catalog() -> Catalog:
     """Every system of the spec and the built connectors' manifests (loaded once per process)."""
     return load_catalog(default_directory())
+
+
+def mapping_template(connector_id: str, care_type: str, stream: str) -> MappingDesign | None:
+    """CareHub's ready-made mapping for this connector stream and care type, if one ships."""
+    path = list_mapping_templates(default_directory().parent / "mappings").get((connector_id, care_type))
+    if path is None:
+        return None
+    try:
+        design = load_mapping_template_file(path)
+    except (MappingError, ValueError, OSError):
+        return None
+    return design if design.stream == stream else None
 
 
 def manifest(connector_id: str) -> ConnectorManifest | None:

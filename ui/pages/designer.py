@@ -38,7 +38,7 @@ from storage.models import Integration
 from storage.ui_queries import current_records_for
 from ui.auth import actor
 from ui.components import theme
-from ui.components.connector_access import manifest, session_for_integration
+from ui.components.connector_access import manifest, mapping_template, session_for_integration
 from ui.components.mapping_state import MappingDraft, TargetField
 from ui.components.samples import MASKED_SENSITIVITY, first_sample, sample_values, short, source_fields
 from ui.components.transforms import arg_text, example_text, function_options, parse_arg
@@ -141,6 +141,12 @@ class Designer:
                                 f"/integrations/{self.row.id}/design/{s['stream']}")
         ui.label("Drag a field from the left onto a WriteCareNotes field on the right, or click a field on the left "
                  "and then 'Put here' on the right. Fields marked Required must be filled before you save.")
+        template = mapping_template(self.connector.id, d.care_type.name, d.stream)
+        if template is not None:
+            with ui.row().classes("items-center gap-2"):
+                ui.label(f"CareHub has a ready-made mapping for {self.connector.name} {title.lower()}.")
+                ui.button("Start from it", icon="auto_fix_high", on_click=lambda: self.use_template(template)).props(
+                    "outline no-caps").mark("use-template")
         if self.sample_problem:
             ui.label(self.sample_problem + " You can still map fields; sample values will be missing.").classes(
                 "text-amber-900 bg-amber-50 p-2 rounded").props("role=alert").mark("sample-problem")
@@ -185,6 +191,15 @@ class Designer:
     def _toggle_advanced(self, e: Any) -> None:
         self.advanced = bool(e.value)
         self.targets_panel.refresh()
+
+    def use_template(self, template: MappingDesign) -> None:
+        """Replace the draft's mappings with the ready-made ones (nothing is saved until Save)."""
+        version = self.draft.base_version
+        self.draft.load(template)
+        self.draft.base_version = version
+        self.draft.dirty = True
+        ui.notify("Ready-made mapping loaded: check it, preview it, then save.", type="info")
+        self.changed()
 
     def click_source(self, name: str) -> None:
         """First half of click-to-map."""
