@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
 import ops_seed as seed
 from ops_e2e_support import carehub_server, chromium, explain, serious_violations, signed_in
 
-from storage.models import CareRecord, IntegrationError
+from storage.models import AuditLog, CareRecord, IntegrationError
 
 
 @pytest.mark.e2e
@@ -51,6 +51,17 @@ def test_admin_fixes_a_failed_run_from_the_timeline(tmp_path: Path) -> None:
                 assert len(walter) == 1 and walter[0].data["nhsNumber"] == "999 000 0026"
             page.goto(f"{server.url}/errors")
             expect(page.get_by_text("Nothing waiting")).to_be_visible(timeout=15000)
+            # then the admin decides the run should not have happened: roll it back, audited
+            page.goto(f"{server.url}/runs/{run_id}")
+            page.get_by_role("button", name="Roll back this run").click()
+            page.get_by_label("Reason").fill("Imported from the wrong BambooHR account")
+            page.get_by_role("button", name="Roll back", exact=True).click()
+            expect(page.get_by_text("Rolled back: 0 restored, 1 removed.")).to_be_visible(timeout=15000)
+            expect(page.get_by_text("Rolled back", exact=True).first).to_be_visible()
+            with server.db.session() as s:
+                assert all(r.deleted_at is not None for r in s.exec(select(CareRecord)).all())
+                audit = s.exec(select(AuditLog).where(AuditLog.action == "run.rollback")).one()
+                assert audit.actor == "admin@home.example" and audit.entity_id == run_id
 
 
 @pytest.mark.e2e
