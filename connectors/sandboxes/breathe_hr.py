@@ -29,7 +29,7 @@ from connectors.sandboxes.common import (
     new_state,
     rng_for,
 )
-from connectors.sandboxes.workforce import DEPARTMENTS, staff_member
+from connectors.sandboxes.workforce import DEPARTMENTS, FilterCache, staff_member
 
 API_KEY = "breathe-sandbox-3c1f0a9e8d7b6c5a4f3e2d1c0b9a8f7e"
 ACCOUNT_ID = 4411
@@ -159,14 +159,21 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return JSONResponse({"error": "401 Unauthorized"}, status_code=401)
         return None
 
-    def paged(request: Request, key: str, items: list[dict[str, Any]] | None = None) -> Response:
+    views = FilterCache()
+
+    def paged(request: Request, key: str, items: list[dict[str, Any]] | None = None,
+              ids: list[str] | None = None) -> Response:
         q = request.query_params
         try:
             page = max(1, int(q.get("page", "1")))
             per_page = min(MAX_PER_PAGE, max(1, int(q.get("per_page", "25"))))
         except ValueError:
             return JSONResponse({"error": "page and per_page must be whole numbers"}, status_code=400)
-        if items is None:
+        if ids is not None:
+            data = state.datasets[key]
+            chunk = [r for r in (data.get(i) for i in ids[(page - 1) * per_page:page * per_page]) if r is not None]
+            total = len(ids)
+        elif items is None:
             chunk, total = state.datasets[key].page(None, (page - 1) * per_page, per_page)
         else:
             chunk, total = items[(page - 1) * per_page:page * per_page], len(items)
@@ -255,7 +262,9 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
                 return False
             return not (hi and r["start_date"] > hi.isoformat())
 
-        return paged(request, key, [r for r in state.datasets[key].iter() if keep(r)])
+        ids = views.ids(state.datasets[key], (key, start, end, emp, q.get("exclude_cancelled_absences")), keep,
+                        lambda r: str(r["id"]))
+        return paged(request, key, ids=ids)
 
     @app.get("/v1/absences")
     async def absences(request: Request) -> Response:
@@ -267,8 +276,9 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     async def employee_absences(emp_id: str, request: Request) -> Response:
         if (d := denied(request)) is not None:
             return d
-        rows = [r for r in state.datasets["absences"].iter() if str(r["employee"]["id"]) == emp_id]
-        return paged(request, "absences", rows)
+        ids = views.ids(state.datasets["absences"], ("absences", "employee", emp_id),
+                        lambda r: str(r["employee"]["id"]) == emp_id, lambda r: str(r["id"]))
+        return paged(request, "absences", ids=ids)
 
     @app.get("/v1/sicknesses")
     async def sicknesses(request: Request) -> Response:

@@ -35,6 +35,7 @@ from connectors.sandboxes.common import (
     bearer,
     new_state,
     stable_uuid,
+    uuid_index,
 )
 from connectors.sandboxes.workforce import staff_member
 
@@ -74,8 +75,11 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     cfg = config or SandboxConfig(token_ttl_seconds=300)
     state = new_state(cfg, "BrightPay")
     n = cfg.count("employees", 90)
-    employees = [_employee(cfg.seed, i) for i in range(n)]
-    by_id = {e["employeeId"]: e for e in employees}
+    prefix = stable_uuid(cfg.seed, "brightpay.employees", 0)[:-12]
+
+    def employee_by_id(value: str) -> dict[str, Any] | None:
+        i = uuid_index(value) if value.startswith(prefix) else None
+        return _employee(cfg.seed, i) if i is not None and 0 <= i < n else None
     rates = [{"rateName": name, "rateNameWithHint": name, "rate": rate, "financialYear": FINANCIAL_YEAR}
              for name, rate in HOURLY_RATES]
     payslips: dict[str, list[dict[str, Any]]] = {}
@@ -141,7 +145,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         q = request.query_params
         if (bad := employer_check(q.get("organisationId"), q.get("employerId"))) is not None:
             return bad
-        return envelope(200, [], employees=employees)
+        return envelope(200, [], employees=[_employee(cfg.seed, i) for i in range(n)])
 
     @app.post(f"{API}/CreateEmployeeHourlyPayments")
     async def create_hourly_payments(request: Request) -> Response:
@@ -159,7 +163,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
                    if body.get(k) is None]
         if missing:
             return envelope(400, [_error("MISSINGMANDATORYFIELD", f"Mandatory field(s) missing: {', '.join(missing)}.")])
-        emp = by_id.get(str(body["employeeId"]))
+        emp = employee_by_id(str(body["employeeId"]))
         if emp is None:
             return envelope(409, [_error("EMPLOYEENOTFOUND", "The employee was not found for this Employer.")])
         if emp["isLeaver"]:

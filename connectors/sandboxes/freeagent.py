@@ -38,7 +38,7 @@ from connectors.sandboxes.common import (
     pools,
     rng_for,
 )
-from connectors.sandboxes.workforce import uk_landline
+from connectors.sandboxes.workforce import FilterCache, uk_landline
 
 BASE = "https://api.freeagent.com/v2"
 FIRST_CONTACT = 3_100_001
@@ -202,7 +202,9 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return one_error(400, f"updated_since '{raw}' is not an ISO 8601 date-time")
         return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
-    def listing(request: Request, key: str, where: Any = None) -> Response:
+    views = FilterCache()
+
+    def listing(request: Request, key: str, where: Any = None, tag: str = "") -> Response:
         q = request.query_params
         since = since_of(request)
         if isinstance(since, Response):
@@ -212,13 +214,21 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             per_page = min(100, max(1, int(q.get("per_page", "25"))))
         except ValueError:
             return one_error(400, "page and per_page must be whole numbers")
-        rows, total = state.datasets[key].page(since, (page - 1) * per_page, per_page, where)
-        if q.get("sort") == "-created_at":  # newest first, for a look-up after a lost reply
-            everything = list(state.datasets[key].iter(since))
-            if where is not None:
-                everything = [x for x in everything if where(x)]
-            everything.sort(key=lambda x: x["created_at"], reverse=True)
-            rows, total = everything[(page - 1) * per_page:page * per_page], len(everything)
+        data = state.datasets[key]
+        newest_first = q.get("sort") == "-created_at"  # for a look-up after a lost reply
+        if where is None and not newest_first:
+            rows, total = data.page(since, (page - 1) * per_page, per_page)
+        else:
+            def keep(x: dict[str, Any]) -> bool:
+                changed = since is None or (datetime.fromisoformat(str(x["updated_at"]).replace("Z", "+00:00"))
+                                            >= since)
+                return changed and (where is None or bool(where(x)))
+
+            ids = views.ids(data, (key, tag, str(since), newest_first), keep, lambda x: str(x["url"]),
+                            sort=(lambda x: x["created_at"]) if newest_first else None)
+            ids = ids[::-1] if newest_first else ids
+            rows = [r for r in (data.get(i) for i in ids[(page - 1) * per_page:page * per_page]) if r is not None]
+            total = len(ids)
         last = max(1, -(-total // per_page))
         links = []
         for n, rel in ((page + 1, "next"), (page - 1, "prev"), (1, "first"), (last, "last")):
@@ -248,7 +258,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         view = request.query_params.get("view", "all")
         wanted = {"all": None, "open": {"Open", "Overdue"}, "overdue": {"Overdue"}, "paid": {"Paid"},
                   "draft": {"Draft"}}.get(view)
-        return listing(request, "invoices", (lambda x: x["status"] in wanted) if wanted else None)
+        return listing(request, "invoices", (lambda x: x["status"] in wanted) if wanted else None, view)
 
     @app.get("/v2/bank_accounts")
     async def bank_accounts(request: Request) -> Response:
@@ -272,7 +282,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         if account.rsplit("/", 1)[-1] not in {str(a[0]) for a in BANK_ACCOUNTS}:
             return one_error(404, "Bank account not found")
         tail = account.rsplit("/", 1)[-1]
-        return listing(request, "bank_transactions", lambda x: x["bank_account"].rsplit("/", 1)[-1] == tail)
+        return listing(request, "bank_transactions", lambda x: x["bank_account"].rsplit("/", 1)[-1] == tail, tail)
 
     async def body_of(request: Request, wrap: str) -> dict[str, Any] | Response:
         try:

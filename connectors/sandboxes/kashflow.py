@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -40,7 +41,7 @@ from connectors.sandboxes.common import (
     pools,
     rng_for,
 )
-from connectors.sandboxes.workforce import uk_landline
+from connectors.sandboxes.workforce import FilterCache, uk_landline
 
 USERNAME = "willowcourt"
 PASSWORD = "sandbox-kf-password"
@@ -54,6 +55,8 @@ CUSTOMER_FIELDS = frozenset({"Code", "Name", "Email", "Telephone", "Mobile", "Ad
 INVOICE_FIELDS = frozenset({"CustomerCode", "IssuedDate", "DueDate", "LineItems", "CustomerReference",
                             "Currency", "Status"})
 SESSION_IDLE_SECONDS = 3600.0
+IDENT: dict[str, Callable[[dict[str, Any]], str]] = {
+    "customers": lambda x: str(x["Code"]), "invoices": lambda x: str(x["Number"]), "bank": lambda x: str(x["Id"])}
 
 
 def kf_date(dt: datetime) -> str:
@@ -131,8 +134,15 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     state = new_state(cfg, "KashFlow")
     seed = cfg.seed
     n_customers = cfg.count("customers", 120)
-    customers = [_customer(seed, i, datetime(2024, 1, 1, tzinfo=UTC)) for i in range(n_customers)]
-    code_to_index = {c["Code"]: i for i, c in enumerate(customers)}
+    created = [0]
+    views = FilterCache()
+
+    def code_of(i: int) -> str:
+        return str(_customer(seed, i, datetime(2024, 1, 1, tzinfo=UTC))["Code"])
+
+    def index_of_code(code: str) -> int | None:
+        digits = code[len(code.rstrip("0123456789")):]
+        return int(digits) - 1 if digits else None
     temporary: dict[str, list[int]] = {}
     sessions: dict[str, float] = {}
     state.extra.update(sessions=sessions, logins=0)
@@ -143,8 +153,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         return f
 
     state.datasets = {
-        "customers": Dataset(n_customers, lambda i, at: _customer(seed, i, at), lambda i: customers[i]["Code"],
-                             lambda code: code_to_index.get(code)),
+        "customers": Dataset(n_customers, lambda i, at: _customer(seed, i, at), code_of, index_of_code),
         "invoices": Dataset(cfg.count("invoices", 300), lambda i, at: _invoice(seed, i, at, n_customers),
                             lambda i: str(FIRST_INVOICE + i), index_of(FIRST_INVOICE)),
         "bank": Dataset(cfg.count("bank_transactions", 360), lambda i, at: _transaction(seed, i, at),
@@ -217,17 +226,33 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         sessions[token] = time.time() + SESSION_IDLE_SECONDS
         return None
 
-    def listing(request: Request, rows: list[dict[str, Any]]) -> Response:
+    def listing(request: Request, source: str | list[dict[str, Any]],
+                keep: Callable[[dict[str, Any]], bool] | None = None, tag: str = "") -> Response:
         q = request.query_params
         try:
             page = max(1, int(q.get("page", "1")))
             per = min(250, max(1, int(q.get("perpage", "20"))))
         except ValueError:
             return error(400, "page and perpage must be whole numbers")
-        if q.get("sortby"):
-            key = q["sortby"]
-            rows = sorted(rows, key=lambda x: (x.get(key) is None, x.get(key)), reverse=q.get("order") == "Desc")
-        total = len(rows)
+        offset = (page - 1) * per
+        sortby, desc = q.get("sortby"), q.get("order") == "Desc"
+
+        def order(x: dict[str, Any]) -> tuple[bool, Any]:
+            return x.get(sortby or "") is None, x.get(sortby or "")
+
+        if isinstance(source, list):
+            rows = sorted(source, key=order, reverse=desc) if sortby else source
+            chunk, total = rows[offset:offset + per], len(rows)
+        else:
+            data = state.datasets[source]
+            if keep is None and not sortby:
+                chunk, total = data.page(None, offset, per)
+            else:
+                ids = views.ids(data, (source, tag, sortby), keep or (lambda _x: True), IDENT[source],
+                                sort=order if sortby else None)
+                ids = ids[::-1] if desc else ids
+                chunk = [r for r in (data.get(i) for i in ids[offset:offset + per]) if r is not None]
+                total = len(ids)
         last = max(1, -(-total // per))
 
         def url(n: int) -> str:
@@ -235,13 +260,13 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
 
         meta = {"FirstPageUrl": url(1), "LastPageUrl": url(last), "NextPageUrl": url(page + 1) if page < last else None,
                 "PrevPageUrl": url(page - 1) if page > 1 else None, "TotalRecords": total}
-        return JSONResponse({"MetaData": meta, "Data": rows[(page - 1) * per:page * per]})
+        return JSONResponse({"MetaData": meta, "Data": chunk})
 
     @app.get("/v2/customers")
     async def list_customers(request: Request) -> Response:
         if (d := denied(request)) is not None:
             return d
-        return listing(request, list(state.datasets["customers"].iter()))
+        return listing(request, "customers")
 
     @app.get("/v2/customers/{code}")
     async def get_customer(code: str, request: Request) -> Response:
@@ -269,13 +294,13 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return error(400, "The request is invalid.")
         if problems := customer_problems(body if isinstance(body, dict) else {}):
             return error(400, "; ".join(problems))
-        code = str(body.get("Code") or f"{str(body['Name'])[:3].upper()}{len(code_to_index) + 1:03d}")
+        created[0] += 1
+        code = str(body.get("Code") or f"{str(body['Name'])[:3].upper()}{n_customers + created[0]:03d}")
         if state.datasets["customers"].get(code) is not None:
             return error(400, f"Customer code {code} already exists")
         now = datetime.now(UTC)
-        rec = {"Id": FIRST_CUSTOMER + 100_000 + len(code_to_index), "OutstandingBalance": 0.0, "TotalPaidAmount": 0.0,
+        rec = {"Id": FIRST_CUSTOMER + 100_000 + created[0], "OutstandingBalance": 0.0, "TotalPaidAmount": 0.0,
                "IsArchived": False, "PaymentTerms": 30, "CreatedDate": kf_date(now), **body, "Code": code}
-        code_to_index[code] = -1  # not a base record
         rec["LastUpdatedDate"] = kf_date(state.datasets["customers"].put(code, rec))
         return JSONResponse(rec, status_code=201)
 
@@ -303,7 +328,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         if (d := denied(request)) is not None:
             return d
         status = request.query_params.get("status")
-        return listing(request, [x for x in state.datasets["invoices"].iter() if not status or x["Status"] == status])
+        return listing(request, "invoices", (lambda x: x["Status"] == status) if status else None, status or "")
 
     @app.post("/v2/invoices")
     async def create_invoice(request: Request) -> Response:
@@ -353,6 +378,6 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return d
         if account_id not in BANK_ACCOUNTS:
             return error(404, f"Bank account {account_id} not found")
-        return listing(request, [x for x in state.datasets["bank"].iter() if x["BankAccountId"] == account_id])
+        return listing(request, "bank", lambda x: bool(x["BankAccountId"] == account_id), str(account_id))
 
     return app

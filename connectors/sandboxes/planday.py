@@ -36,7 +36,7 @@ from connectors.sandboxes.common import (
     new_state,
     rng_for,
 )
-from connectors.sandboxes.workforce import staff_member
+from connectors.sandboxes.workforce import FilterCache, day_window, staff_member
 
 CLIENT_ID = "7c1d2e3f-planday-sandbox-app"
 REFRESH_TOKEN = "planday-sandbox-refresh-token-0f9e8d7c6b5a"
@@ -186,7 +186,10 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return message(401, "X-ClientId header is missing or does not match the token")
         return None
 
-    def paged(request: Request, rows: list[dict[str, Any]]) -> Response:
+    views = FilterCache()
+
+    def paged(request: Request, rows: list[dict[str, Any]] | None = None, ids: list[str] | None = None,
+              data: Dataset | None = None) -> Response:
         q = request.query_params
         try:
             offset = max(0, int(q.get("offset", "0")))
@@ -195,16 +198,22 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return message(400, "offset and limit must be whole numbers")
         if not 1 <= limit <= MAX_LIMIT:
             return message(400, f"limit must be between 1 and {MAX_LIMIT}")
-        return JSONResponse({"paging": {"offset": offset, "limit": limit, "total": len(rows)},
-                             "data": rows[offset:offset + limit]})
+        if ids is not None and data is not None:
+            chunk = [r for r in (data.get(i) for i in ids[offset:offset + limit]) if r is not None]
+            total = len(ids)
+        else:
+            chunk, total = (rows or [])[offset:offset + limit], len(rows or [])
+        return JSONResponse({"paging": {"offset": offset, "limit": limit, "total": total}, "data": chunk})
 
     @app.get("/hr/v1.0/employees")
     async def employees(request: Request) -> Response:
         if (d := denied(request)) is not None:
             return d
         special = request.query_params.get("special")  # Planday: special=Deactivated lists leavers
-        rows = [e for e in state.datasets["employees"].iter() if (special == "Deactivated") != e["isActive"]]
-        return paged(request, rows)
+        leavers = special == "Deactivated"
+        ids = views.ids(state.datasets["employees"], ("employees", leavers), lambda e: leavers != e["isActive"],
+                        lambda e: str(e["id"]))
+        return paged(request, ids=ids, data=state.datasets["employees"])
 
     @app.get("/hr/v1.0/departments")
     async def departments(request: Request) -> Response:
@@ -222,8 +231,13 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             hi = date.fromisoformat(q["to"]) if q.get("to") else None
         except ValueError:
             return message(400, "from and to must be dates (YYYY-MM-DD)")
-        rows = [s for s in state.datasets["shifts"].iter()
-                if (lo is None or s["date"] >= lo.isoformat()) and (hi is None or s["date"] <= hi.isoformat())]
+        data = state.datasets["shifts"]
+        if lo is None or hi is None:
+            rows = [s for s in data.iter()
+                    if (lo is None or s["date"] >= lo.isoformat()) and (hi is None or s["date"] <= hi.isoformat())]
+        else:
+            rows = day_window(data, PER_DAY, anchor, datetime.combine(lo, datetime.min.time()),
+                              datetime.combine(hi, datetime.min.time()), lambda x: datetime.fromisoformat(str(x["date"])))
         rows.sort(key=lambda s: (s["startDateTime"], s["id"]))
         return paged(request, rows)
 

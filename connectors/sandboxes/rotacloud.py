@@ -31,7 +31,7 @@ from connectors.sandboxes.common import (
     new_state,
     rng_for,
 )
-from connectors.sandboxes.workforce import staff_member
+from connectors.sandboxes.workforce import FilterCache, day_window, staff_member
 
 API_KEY = "rc-sandbox-7f4e2a9c1b3d5e6f8a0b2c4d6e8f0a1b"
 FIRST_USER = 50001
@@ -68,6 +68,10 @@ def _user(seed: int, i: int, at: datetime) -> dict[str, Any]:
         "employment_end_date": s.leaving_date.isoformat() if s.leaving_date else None,
         "created_at": _epoch(at - timedelta(days=365)), "updated_at": _epoch(at), "deleted": not s.active,
     }
+
+
+def _dt(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
 
 
 def create_app(config: SandboxConfig | None = None) -> FastAPI:
@@ -121,11 +125,11 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         }
 
     n_shifts = cfg.count("shifts", 600)
-    past = [i for i in range(n_shifts) if shift_window(i)[1] < now]
+    # Clock-in k belongs to shift k; every shift of a day before yesterday has ended (nights end next morning).
+    n_past = min(n_shifts, max(0, ((now - anchor).days - 1) * SHIFTS_PER_DAY))
 
     def attendance(k: int, at: datetime) -> dict[str, Any]:
-        i = past[k]
-        sh = shift(i, at)
+        sh = shift(k, at)
         r = rng_for(seed, "rotacloud.attendance", k)
         in_time = sh["start_time"] + r.randrange(-420, 300)
         out_time = sh["end_time"] + r.randrange(-300, 900)
@@ -148,7 +152,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         "users": Dataset(n_users, lambda i, at: _user(seed, i, at), lambda i: str(FIRST_USER + i), index_of(FIRST_USER)),
         "shifts": Dataset(n_shifts, shift, lambda i: str(FIRST_SHIFT + i), index_of(FIRST_SHIFT)),
         "leave": Dataset(cfg.count("leave", 150), leave, lambda i: str(FIRST_LEAVE + i), index_of(FIRST_LEAVE)),
-        "attendance": Dataset(len(past), attendance, lambda i: str(FIRST_ATTENDANCE + i), index_of(FIRST_ATTENDANCE)),
+        "attendance": Dataset(n_past, attendance, lambda i: str(FIRST_ATTENDANCE + i), index_of(FIRST_ATTENDANCE)),
     }
     next_shift = [FIRST_SHIFT + 5_000_000]
     app = FastAPI(title="RotaCloud sandbox (CareHub)")
@@ -176,7 +180,9 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return error(403, f"User {acting} does not exist or you may not act as them")
         return None
 
-    def listing(request: Request, rows: list[dict[str, Any]]) -> Response:
+    views = FilterCache()
+
+    def paging(request: Request) -> tuple[int, int | None] | Response:
         q = request.query_params
         try:
             offset = max(0, int(q.get("offset", "0")))
@@ -185,11 +191,21 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return error(400, "limit and offset must be whole numbers")
         if limit is not None and not 1 <= limit <= 500:
             return error(400, "limit must be between 1 and 500")
-        chunk = rows[offset:offset + limit] if limit is not None else rows[offset:]
-        headers = {"X-Total-Count": str(len(rows)), "X-Offset": str(offset)}
+        return offset, limit
+
+    def respond(chunk: list[dict[str, Any]], total: int, offset: int, limit: int | None) -> Response:
+        headers = {"X-Total-Count": str(total), "X-Offset": str(offset)}
         if limit is not None:
             headers["X-Limit"] = str(limit)
         return JSONResponse(chunk, headers=headers)
+
+    def listing(request: Request, rows: list[dict[str, Any]]) -> Response:
+        p = paging(request)
+        if isinstance(p, Response):
+            return p
+        offset, limit = p
+        chunk = rows[offset:offset + limit] if limit is not None else rows[offset:]
+        return respond(chunk, len(rows), offset, limit)
 
     def epoch_window(request: Request) -> tuple[int, int] | Response:
         q = request.query_params
@@ -215,9 +231,17 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     async def users(request: Request) -> Response:
         if (d := denied(request)) is not None:
             return d
-        rows = [u for u in state.datasets["users"].iter()
-                if request.query_params.get("include_deleted") == "true" or not u["deleted"]]
-        return listing(request, rows)
+        p = paging(request)
+        if isinstance(p, Response):
+            return p
+        offset, limit = p
+        data = state.datasets["users"]
+        if request.query_params.get("include_deleted") == "true":
+            chunk, total = data.page(None, offset, limit if limit is not None else data.n + len(data.overlay))
+        else:
+            chunk, total = views.page(data, "users:current", lambda u: not u["deleted"], lambda u: str(u["id"]),
+                                      offset, limit)
+        return respond(chunk, total, offset, limit)
 
     @app.get("/v1/users/{user_id}")
     async def user(user_id: str, request: Request) -> Response:
@@ -249,8 +273,9 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return window
         lo, hi = window
         q = request.query_params
-        rows = [s for s in state.datasets["shifts"].iter()
-                if lo <= s["start_time"] <= hi and common_filters(request, s)
+        rows = [s for s in day_window(state.datasets["shifts"], SHIFTS_PER_DAY, anchor, _dt(lo), _dt(hi),
+                                      lambda x: _dt(int(x["start_time"])))
+                if common_filters(request, s)
                 and (q.get("published") is None or str(s["published"]).lower() == q["published"])]
         rows.sort(key=lambda s: (s["start_time"], s["id"]))
         return listing(request, rows)
@@ -331,7 +356,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         if isinstance(window, Response):
             return window
         lo, hi = window
-        rows = [a for a in state.datasets["attendance"].iter() if lo <= a["in_time"] <= hi and common_filters(request, a)]
+        rows = [a for a in day_window(state.datasets["attendance"], SHIFTS_PER_DAY, anchor, _dt(lo), _dt(hi),
+                                      lambda x: _dt(int(x["in_time"]))) if common_filters(request, a)]
         rows.sort(key=lambda a: (a["in_time"], a["id"]))
         return listing(request, rows)
 
@@ -345,11 +371,21 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             hi = date.fromisoformat(q["end"]) if q.get("end") else None
         except ValueError:
             return error(400, "start and end must be dates (YYYY-MM-DD)")
-        rows = [x for x in state.datasets["leave"].iter() if common_filters(request, x)
-                and (lo is None or x["end_date"] >= lo.isoformat()) and (hi is None or x["start_date"] <= hi.isoformat())
-                and (not q.getlist("statuses[]") or x["status"] in q.getlist("statuses[]"))]
-        rows.sort(key=lambda x: (x["start_date"], x["id"]))
-        return listing(request, rows)
+        p = paging(request)
+        if isinstance(p, Response):
+            return p
+        offset, limit = p
+
+        def keep(x: dict[str, Any]) -> bool:
+            return (common_filters(request, x) and (lo is None or x["end_date"] >= lo.isoformat())
+                    and (hi is None or x["start_date"] <= hi.isoformat())
+                    and (not q.getlist("statuses[]") or x["status"] in q.getlist("statuses[]")))
+
+        key = ("leave", str(lo), str(hi), tuple(q.getlist("users[]")), tuple(q.getlist("locations[]")),
+               tuple(q.getlist("statuses[]")), q.get("include_deleted"))
+        chunk, total = views.page(state.datasets["leave"], key, keep, lambda x: str(x["id"]), offset, limit,
+                                  sort=lambda x: (x["start_date"], x["id"]))
+        return respond(chunk, total, offset, limit)
 
     @app.get("/v1/leave_types")
     async def leave_types(request: Request) -> Response:

@@ -36,7 +36,7 @@ from connectors.sandboxes.common import (
     stable_uuid,
     uuid_index,
 )
-from connectors.sandboxes.workforce import staff_member
+from connectors.sandboxes.workforce import FilterCache, staff_member
 
 API_KEY = "staffology-sandbox-5b8e1d0c7a6f4e3d2c1b0a9f8e7d6c5b"
 EMPLOYER_ID = "3f6c2b9e-8d41-4a7e-b0c5-1e2d3f4a5b6c"
@@ -115,6 +115,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
                                            lambda i: stable_uuid(seed, "staffology.employees", i), index_of)}
     today = datetime.now(UTC).date()
     closed_periods = [p for p in range(1, 13) if _payment_date(p) <= today]
+    views = FilterCache()
     app = FastAPI(title="IRIS Staffology sandbox (CareHub)")
     app.state.sandbox = state
     app.state.credentials = {"api_key": API_KEY}
@@ -171,9 +172,20 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     async def employees(employer_id: str, request: Request) -> Response:
         if (d := denied(request, employer_id)) is not None:
             return d
-        status = request.query_params.get("status")
-        rows = [_item(r, employer_id) for r in state.datasets["employees"].iter() if not status or r["status"] == status]
-        return page(request, rows)
+        q = request.query_params
+        try:
+            num = max(1, int(q.get("pageNum", "1")))
+            size = min(100, max(1, int(q.get("pageSize", "20"))))
+        except ValueError:
+            return problem(400, "Bad Request", "pageNum and pageSize must be whole numbers")
+        data = state.datasets["employees"]
+        status = q.get("status")
+        if status:
+            chunk, total = views.page(data, ("status", status), lambda r: bool(r["status"] == status),
+                                      lambda r: str(r["id"]), (num - 1) * size, size)
+        else:
+            chunk, total = data.page(None, (num - 1) * size, size)
+        return JSONResponse([_item(r, employer_id) for r in chunk], headers={"X-Total-Count": str(total)})
 
     @app.get("/employers/{employer_id}/employees/{emp_id}")
     async def employee(employer_id: str, emp_id: str, request: Request) -> Response:

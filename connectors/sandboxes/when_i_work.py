@@ -34,7 +34,7 @@ from connectors.sandboxes.common import (
     new_state,
     rng_for,
 )
-from connectors.sandboxes.workforce import staff_member
+from connectors.sandboxes.workforce import FilterCache, day_window, staff_member
 
 DEVELOPER_KEY = "wiw-dev-key-2f6a9c1e4b7d0a3f"
 EMAIL = "manager@willowcourtcare.example"
@@ -120,10 +120,11 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         }
 
     n_shifts = cfg.count("shifts", 420)
-    past = [i for i in range(n_shifts) if window(i)[1] < now]
+    # Time entry k belongs to shift k; every shift of a day before yesterday has ended.
+    n_past = min(n_shifts, max(0, ((now - anchor).days - 1) * PER_DAY))
 
     def worked(k: int, at: datetime) -> dict[str, Any]:
-        sh = shift(past[k], at)
+        sh = shift(k, at)
         r = rng_for(seed, "wiw.times", k)
         start = parse_when(sh["start_time"]) or now
         end = parse_when(sh["end_time"]) or now
@@ -156,11 +157,12 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     state.datasets = {
         "users": Dataset(n_users, user, lambda i: str(FIRST_USER + i), index_of(FIRST_USER)),
         "shifts": Dataset(n_shifts, shift, lambda i: str(FIRST_SHIFT + i), index_of(FIRST_SHIFT)),
-        "times": Dataset(len(past), worked, lambda i: str(FIRST_TIME + i), index_of(FIRST_TIME)),
+        "times": Dataset(n_past, worked, lambda i: str(FIRST_TIME + i), index_of(FIRST_TIME)),
         "requests": Dataset(cfg.count("requests", 90), request_, lambda i: str(FIRST_REQUEST + i),
                             index_of(FIRST_REQUEST)),
     }
     next_shift = [FIRST_SHIFT + 900_000_000]
+    views = FilterCache()
     app = FastAPI(title="When I Work sandbox (CareHub)")
     app.state.sandbox = state
     app.state.credentials = {"developer_key": DEVELOPER_KEY, "email": EMAIL, "password": PASSWORD}
@@ -230,16 +232,38 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     async def users(request: Request) -> Response:
         if (d := denied(request)) is not None:
             return d
-        deleted = request.query_params.get("show_deleted") == "true"
-        return paged(request, "users", [u for u in state.datasets["users"].iter() if deleted or not u["is_deleted"]])
+        q = request.query_params
+        try:
+            page = max(0, int(q.get("page", "0")))
+            limit = int(q["limit"]) if "limit" in q else None
+        except ValueError:
+            return error(400, "page and limit must be whole numbers", 1000)
+        data = state.datasets["users"]
+        offset = page * (limit or 0)
+        if q.get("show_deleted") == "true":
+            chunk, _ = data.page(None, offset, limit if limit is not None else data.n + len(data.overlay))
+        else:
+            chunk, _ = views.page(data, "users:current", lambda u: not u["is_deleted"], lambda u: str(u["id"]),
+                                  offset, limit)
+        return JSONResponse({"users": chunk})
 
     def in_window(key: str, request: Request) -> Response:
         w = window_of(request)
         if isinstance(w, Response):
             return w
         lo, hi = w
-        rows = [x for x in state.datasets[key].iter() if lo <= (parse_when(x["start_time"]) or now) <= hi]
-        rows.sort(key=lambda x: (parse_when(x["start_time"]) or now, x["id"]))
+        data = state.datasets[key]
+
+        def start_of(x: dict[str, Any]) -> datetime:
+            return parse_when(str(x["start_time"])) or now
+
+        if key == "requests":  # time off is not laid out by day: a cached filtered view
+            ids = views.ids(data, ("requests", rfc(lo), rfc(hi)), lambda x: lo <= start_of(x) <= hi,
+                            lambda x: str(x["id"]), sort=lambda x: (start_of(x), x["id"]))
+            rows = [r for r in (data.get(i) for i in ids) if r is not None]
+        else:
+            rows = day_window(data, PER_DAY, anchor, lo, hi, start_of)
+            rows.sort(key=lambda x: (start_of(x), x["id"]))
         return paged(request, key, rows, {"start": rfc(lo), "end": rfc(hi)})
 
     @app.get("/2/shifts")

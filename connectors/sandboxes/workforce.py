@@ -7,10 +7,12 @@ two of these systems side by side (a rota and a payroll) sees the same staff in 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from connectors.sandboxes.common import CARE_HOMES, JOB_TITLES, pools, rng_for
+from connectors.sandboxes.common import CARE_HOMES, JOB_TITLES, Dataset, pools, rng_for
 
 DEPARTMENTS = ("Care", "Nursing", "Kitchen", "Housekeeping", "Activities", "Maintenance", "Management")
 CONTRACTS = ("Full time", "Part time", "Bank", "Zero hours")
@@ -108,3 +110,65 @@ def staff_member(seed: int, i: int, domain: str = "willowcourtcare.example") -> 
         leaving_date=start + timedelta(days=r.randrange(200, 2000)) if left else None, hourly=hourly,
         hourly_rate=r.choice(HOURLY_RATES), salary=r.choice(SALARIES), contracted_hours=hours[contract],
     )
+
+
+# --------------------------------------------------------------------------- fast views of large data sets
+
+
+def _version(data: Dataset) -> tuple[int, float]:
+    """Changes whenever a record is written (the overlay only grows or moves forward in time)."""
+    newest = max((ts.timestamp() for ts, _ in data.overlay.values()), default=0.0)
+    return len(data.overlay), newest
+
+
+class FilterCache:
+    """Filtered (and sorted) views of a Dataset, rebuilt only after a write.
+
+    Vendor filters (a date window, a status, one bank account) cannot use the Dataset's update-time order,
+    so the first request scans once and later pages cost only their own records, even at 100,000 records.
+    """
+
+    def __init__(self) -> None:
+        self._views: dict[Hashable, tuple[tuple[int, float], list[str]]] = {}
+
+    def ids(self, data: Dataset, key: Hashable, keep: Callable[[dict[str, Any]], bool],
+            ident: Callable[[dict[str, Any]], str], sort: Callable[[dict[str, Any]], Any] | None = None) -> list[str]:
+        """Ids of the records ``keep`` accepts, in ``sort`` order (update order when None)."""
+        version = _version(data)
+        hit = self._views.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        rows = [r for r in data.iter() if keep(r)]
+        if sort is not None:
+            rows.sort(key=sort)
+        ids = [ident(r) for r in rows]
+        if len(self._views) > 64:
+            self._views.clear()
+        self._views[key] = (version, ids)
+        return ids
+
+    def page(self, data: Dataset, key: Hashable, keep: Callable[[dict[str, Any]], bool],
+             ident: Callable[[dict[str, Any]], str], offset: int, limit: int | None,
+             sort: Callable[[dict[str, Any]], Any] | None = None) -> tuple[list[dict[str, Any]], int]:
+        """One page of the filtered view and its total."""
+        ids = self.ids(data, key, keep, ident, sort)
+        chosen = ids[offset:] if limit is None else ids[offset:offset + limit]
+        return [r for r in (data.get(i) for i in chosen) if r is not None], len(ids)
+
+
+def day_window(data: Dataset, per_day: int, anchor: datetime, lo: datetime, hi: datetime,
+               start_of: Callable[[dict[str, Any]], datetime]) -> list[dict[str, Any]]:
+    """Records starting within ``[lo, hi]``, where base record ``i`` falls on day ``anchor + i // per_day``.
+
+    Only the base records of the days in the window are generated; written records (edits and new ones)
+    come from the overlay and are filtered exactly, so a moved or created shift is never missed.
+    """
+    first = max(0, ((lo - anchor).days - 1) * per_day)
+    last = min(data.n, ((hi - anchor).days + 2) * per_day)
+    rows: list[dict[str, Any]] = []
+    for i in range(first, max(first, last)):
+        rid = data.id_of(i)
+        if rid not in data.overlay:
+            rows.append(data.make(i, data.base_time(i)))
+    rows.extend(rec for _, rec in data.overlay.values())
+    return [r for r in rows if lo <= start_of(r) <= hi]
