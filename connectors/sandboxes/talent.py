@@ -6,11 +6,12 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from connectors.sandboxes import linkedin_talent, reed, talentlms
+from connectors.sandboxes import linkedin_talent, moodle, reed, talentlms
 from connectors.sandboxes.common import SandboxConfig
 
 TALENT_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "linkedin_talent": linkedin_talent.create_app,
     "reed": reed.create_app,
     "talentlms": talentlms.create_app,
+    "moodle": moodle.create_app,
 }
