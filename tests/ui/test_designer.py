@@ -215,3 +215,24 @@ async def test_start_from_the_ready_made_mapping_then_preview_and_save(user: Use
     with db.session() as s:
         saved = design_history(s, integration_id=integration_id, stream="contacts", care_type="Contact")[0]
     assert {m["targetField"] for m in saved.design["mappings"]} >= {"name", "email", "externalRefs.xero"}
+
+
+async def test_invoice_lines_are_a_list_target_mapped_item_by_item(user: User, db: Any) -> None:
+    await sign_in(user, db)
+    integration_id = await connect_xero(user, db)
+    await user.open(f"/integrations/{integration_id}/design/invoices")
+    await user.should_see("Lines (a list)")
+    user.find(marker="pick:LineItems").click()
+    await user.should_see(marker="put:lines")
+    user.find(marker="put:lines").click()
+    await user.should_see(marker="transform:lines")
+    picker = user.find(marker="transform:lines").elements.pop()
+    with user:
+        picker.value = "map_items"  # type: ignore[attr-defined]
+    await user.should_see("Item field -> source item field, or {source, transformation}.")
+    await user.should_see(marker="compile-problem")  # map_items needs to know which item fields to copy
+    box = next(e for e in user.find(ui.input).elements if "Item field" in str(e.props.get("label")))
+    with user:
+        box.value = "description = Description; quantity = Quantity"  # type: ignore[attr-defined]
+    await user.should_not_see(marker="compile-problem")
+    await user.should_see("Xero's LineItems becomes the invoice's lines")

@@ -47,9 +47,12 @@ def target_fields(care_type: CareType) -> list[TargetField]:
             if f.item_fields and f.type is FieldType.OBJECT:
                 walk(path + ".", label + ": ", f.item_fields)
                 continue
+            description = f.description
             if f.type is FieldType.LIST and f.item_fields:
-                continue  # lists of objects (invoice lines) are mapped with an expression in Advanced mode
-            out.append(TargetField(path=path, label=label, type=f.type.value, description=f.description,
+                # A list of records (invoice lines): drop the source list here, then "map every item".
+                label += " (a list)"
+                description += " Each item has: " + ", ".join(humanise(i.name).lower() for i in f.item_fields) + "."
+            out.append(TargetField(path=path, label=label, type=f.type.value, description=description,
                                    sensitivity=f.sensitivity.value, required=f.required,
                                    allowed_values=f.allowed_values))
 
