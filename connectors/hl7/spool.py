@@ -2,9 +2,10 @@
 
 The listener ACKs a lab message only after :meth:`Spool.store` has written it to disk (written to a
 temporary name, fsynced, renamed), so an ACKed result survives a crash. A sync run then reads the spool
-through :class:`Hl7SpoolSession` like any other stream: one page per message, and a message moves to
-``done/`` only once the page carrying it has been stored (its name is in the next checkpoint), so nothing is
-lost and a redelivery parses to the same record ids. Unreadable files move to ``rejected/`` with the reason
+through :class:`Hl7SpoolSession` like any other stream: one page per message. The engine reads ahead while it
+stores, so a read never moves its own files: each checkpoint names every message read so far
+(``pending_done``) and the next read moves those of the last committed checkpoint to ``done/``. Nothing is
+lost, and a message read twice parses to the same record ids. Unreadable files move to ``rejected/`` with the reason
 beside them, and the read ends with an error naming them, so the run surfaces them in the errors inbox.
 """
 
@@ -91,7 +92,7 @@ class Hl7SpoolSession(LocalSession):
                 os.replace(src, done / name)
 
     async def read(self, stream: str, checkpoint: dict[str, Any] | None = None) -> AsyncIterator[ReadPage]:
-        """One page per spooled message; a message is moved to ``done/`` once its page was stored."""
+        """One page per spooled message; messages of the committed checkpoint move to ``done/`` first."""
         self.stream(stream)
         self._finish(list((checkpoint or {}).get("pending_done") or []))
         self.rejected = []
@@ -108,9 +109,7 @@ class Hl7SpoolSession(LocalSession):
                 os.replace(path, bad / path.name)
                 (bad / f"{path.name}.reason.txt").write_text(exc.reason + "\n", encoding="utf-8")
                 continue
-            if pending:
-                self._finish(pending)
-            pending = [path.name]
+            pending.append(path.name)
             stamp = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
             records = [SourceRecord(external_id=str(o["id"]), data={**o, "labControlId": report.control_id,
                                                                       "sendingApplication": report.sending_application},

@@ -1,10 +1,11 @@
 """A MESH mailbox as a connector: lab results read from the inbox, messages sent through the outbox.
 
 Reading is at least once and loses nothing: a message is acknowledged (and so leaves the inbox) only
-after the page that carried its records has been stored. Each page's checkpoint names the messages it
-covered (``pending_ack``); when the engine asks for the next page, or starts the next run from that
-checkpoint, those messages are acknowledged first. Redelivered messages parse to the same FHIR ids, so
-the store's upsert absorbs duplicates. A message that is not a readable ORU^R01 is left in the inbox
+after the page that carried its records has been stored. The engine reads ahead while it stores, so a
+read never acknowledges anything of its own: each page's checkpoint names every message read so far
+(``pending_ack``), and the next read (the next run, or this run resumed after a crash) acknowledges the
+messages of the last checkpoint that was committed, before listing the inbox. Redelivered messages parse
+to the same FHIR ids, so the store's upsert absorbs duplicates. A message that is not a readable ORU^R01 is left in the inbox
 (never acknowledged) and reported in :attr:`MeshSession.rejected` with its reason.
 
 Sending uses ``mex-localid`` = the record's idempotency key and looks it up in outbox tracking first, so
@@ -174,10 +175,7 @@ class MeshSession(ConnectorSession):
             except Hl7Error as exc:
                 self.rejected.append(RejectedMessage(mid, exc.reason))
                 continue
-            if pending:
-                await self.acknowledge(pending)  # the previous page has been stored by now
-                pending = []
-            pending = [mid]
+            pending.append(mid)
             records = []
             for obs in report.observations:
                 data = {**obs, "meshMessageId": mid, "labControlId": report.control_id,
