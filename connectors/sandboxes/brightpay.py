@@ -4,8 +4,8 @@ Faithful to devdocs.brightpay.com ("Payroll API V1.0 Methods", "Retrieving a Ref
 "Mapping Hourly Rates and Employees", "Creating Hourly Payments in BrightPay"): OAuth2 authorization code
 against the Bright identity provider (Azure AD B2C ``.../oauth2/v2.0/authorize`` and ``/token``) with
 5-minute access tokens and refresh tokens; ``GET /api/v1/Payroll/GetCurrentUserSummary``,
-``GetEmployers``, ``GetEmployerHourlyRates`` and ``GetEmployees`` (``organisationId``/``employerId``
-query) answering ``{"isSuccess": ..., "apiErrors": [{errorCode, financialYear, errorId, errorHint}],
+``GetEmployers``, ``GetEmployerHourlyRates`` and ``GetEmployees`` (optional ``organisationId``/``employerId``
+query; the sandbox's Bright ID sees one employer, used when both are left out) answering ``{"isSuccess": ..., "apiErrors": [{errorCode, financialYear, errorId, errorHint}],
 <list>}``; ``POST .../CreateEmployeeHourlyPayments`` loading one employee's hours into the current open
 payslip, with ``isRunValidationOnly`` and ``isRemoveExistingHourlyPayments`` (replace, which makes a
 repeated load harmless). Errors are 400 (Bad Request) or 409 (Conflict) with the same envelope.
@@ -105,9 +105,11 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         return None
 
     def employer_check(org: Any, emp: Any) -> Response | None:
+        if not org and not emp:  # both optional: a Bright ID with access to one employer means that one
+            return None
         if not org or not emp:
             return envelope(400, [_error("MISSINGORGANISATIONOREMPLOYER",
-                                         "organisationId and employerId are both required.")])
+                                         "Give both organisationId and employerId, or neither.")])
         if str(org) != ORGANISATION_ID or str(emp) != EMPLOYER_ID:
             return envelope(409, [_error("USERHASNOACCESSTOEMPLOYER",
                                          "The user account you are connecting with does not have access to the "
@@ -159,7 +161,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return envelope(400, [_error("INVALIDREQUEST", "The request body must be a JSON object.")])
         if (bad := employer_check(body.get("organisationId"), body.get("employerId"))) is not None:
             return bad
-        missing = [k for k in ("employeeId", "isRunValidationOnly", "isRemoveExistingHourlyPayments")
+        missing = [k for k in ("organisationId", "employerId", "employeeId", "isRunValidationOnly",
+                               "isRemoveExistingHourlyPayments")
                    if body.get(k) is None]
         if missing:
             return envelope(400, [_error("MISSINGMANDATORYFIELD", f"Mandatory field(s) missing: {', '.join(missing)}.")])

@@ -64,6 +64,17 @@ async def test_expired_token_is_refreshed_once_mid_read() -> None:
     assert app.state.sandbox.token_grants.get("refresh_token") == 1
 
 
+async def test_one_employer_needs_no_ids_but_loads_do() -> None:
+    app = sandbox("brightpay", records={"employees": 12})
+    async with bright(app, {}) as s:
+        staff, _ = await read_all(s, "employees")
+        body = hours(staff[0].external_id, ("Basic Hours", 3))
+        del body["organisationId"], body["employerId"]
+        out = await s.write("hourly_payments", [OutboundRecord("no-org", body, external_id=staff[0].external_id)])
+    assert len(staff) == 12
+    assert not out[0].ok and "MISSINGMANDATORYFIELD" in (out[0].error_message or "")
+
+
 async def test_wrong_employer_gives_brightpay_error_code() -> None:
     app = sandbox("brightpay")
     async with bright(app, {"organisation_id": ORGANISATION_ID, "employer_id": "00000000-0000-0000-0000-000000000000"}) as s:
