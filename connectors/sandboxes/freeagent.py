@@ -10,12 +10,14 @@ header (``rel='next'``) and ``X-Total-Count``; ``updated_since`` filters contact
 transactions; bank transactions are listed per account (``?bank_account=<url>``); money is sent as
 decimal strings; creates and updates wrap the record (``{"invoice": {...}}``); a duplicate invoice
 reference is refused with 422; throttling is 120 requests a minute per user with 429 and the message
-"You must not exceed 120 requests per 60 seconds". Errors are ``{"errors": {"error": {"message"}}}``
+"You must not exceed 120 requests per 60 seconds" (FreeAgent's sandbox lowers it to 5 a minute when a
+request carries ``X-RateLimit-Test: true``). Errors are ``{"errors": {"error": {"message"}}}``
 for a single error and ``{"errors": [{"message"}]}`` for validation.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -190,6 +192,15 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return one_error(400, "A User-Agent header is required")
         if not state.token_valid(bearer(request)):
             return one_error(401, "Access token not recognised")
+        if request.headers.get("x-ratelimit-test", "").lower() == "true":
+            # FreeAgent's sandbox: this header lowers the limit to 5 requests a minute, to test throttling.
+            now = time.time()
+            recent = [t for t in state.extra.get("rate_limit_test", []) if t > now - 60]
+            if len(recent) >= 5:
+                resp = one_error(429, "You must not exceed 5 requests per 60 seconds")
+                resp.headers["Retry-After"] = str(max(1, int(60 - (now - recent[0])) + 1))
+                return resp
+            state.extra["rate_limit_test"] = [*recent, now]
         return None
 
     def since_of(request: Request) -> datetime | Response | None:

@@ -135,3 +135,19 @@ async def test_record_urls_follow_the_address_the_sandbox_is_mounted_at() -> Non
         edited = await s.write("contacts", [OutboundRecord("m-1", {"town": "Leeds"}, external_id=contacts[0].external_id)])
     assert contacts[0].external_id.startswith("http://hub/sandbox/freeagent/v2/contacts/")
     assert edited[0].ok and edited[0].data["town"] == "Leeds"
+
+
+async def test_sandbox_rate_limit_test_header_gives_freeagent_throttle() -> None:
+    from connectors.errors import RateLimited
+
+    from .workforce_helpers import fast_rules, manifest
+
+    app = sandbox("freeagent", records=RECORDS)
+    rules = fast_rules(manifest("freeagent")).model_copy(update={"deadline_seconds": 2})
+    async with session("freeagent", app, {"bank_account": ACCOUNT, "rate_limit_test": "true"}, tokens(app),
+                       error_rules=rules) as s:
+        await read_all(s, "contacts")  # 2 calls
+        await read_all(s, "invoices")  # 3 calls: the limit of 5 a minute is reached
+        with pytest.raises(RateLimited) as err:
+            await read_all(s, "contacts")
+    assert "5 requests per 60 seconds" in str(err.value) and 0 < err.value.retry_after <= 60
