@@ -155,14 +155,13 @@ async def test_throttling_and_server_errors_are_retried() -> None:
     assert len(pages) == 2
 
 
-def test_nonce_replay_is_refused_by_the_sandbox() -> None:
-    from fastapi.testclient import TestClient
-
+async def test_nonce_replay_is_refused_by_the_sandbox() -> None:
     app = mesh_sandbox.create_app(SandboxConfig(records=0))
     header = nhsmesh_header(mesh_sandbox.MAILBOX, mesh_sandbox.PASSWORD, mesh_sandbox.SHARED_KEY, nonce="n-1")
-    with TestClient(app) as c:
-        assert c.get(f"/messageexchange/{mesh_sandbox.MAILBOX}", headers={"Authorization": header}).status_code == 200
-        replay = c.get(f"/messageexchange/{mesh_sandbox.MAILBOX}", headers={"Authorization": header})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mesh.sandbox") as c:
+        first = await c.get(f"/messageexchange/{mesh_sandbox.MAILBOX}", headers={"Authorization": header})
+        assert first.status_code == 200
+        replay = await c.get(f"/messageexchange/{mesh_sandbox.MAILBOX}", headers={"Authorization": header})
     assert replay.status_code == 403 and "nonce" in replay.json()["detail"][0]["msg"]
 
 
