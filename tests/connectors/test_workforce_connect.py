@@ -1,0 +1,62 @@
+"""The Connect page's "test connection" for every HR, rota, payroll and small-accounting connector: it
+succeeds with the sandbox's own credentials and explains a refusal in plain English."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from connectors.sandboxes import kashflow, planday, staffology, when_i_work
+
+from .workforce_helpers import sandbox, session
+
+
+def oauth(app: FastAPI) -> dict[str, Any]:
+    tok = app.state.sandbox.issue_tokens()
+    return {"client_id": "carehub", "client_secret": "s3cret", "access_token": tok["access_token"],
+            "refresh_token": tok["refresh_token"], "expires_at": time.time() + 300}
+
+
+def from_sandbox(app: FastAPI) -> dict[str, Any]:
+    return dict(app.state.credentials)
+
+
+Secrets = Callable[[FastAPI], dict[str, Any]]
+CASES: dict[str, tuple[dict[str, Any], Secrets, dict[str, Any]]] = {
+    "breathe_hr": ({}, from_sandbox, {"api_key": "wrong"}),
+    "rotacloud": ({}, from_sandbox, {"api_key": "wrong"}),
+    "brightpay": ({}, oauth, {"client_id": "x", "client_secret": "y", "access_token": "bad", "refresh_token": "bad"}),
+    "staffology": ({"employer_id": staffology.EMPLOYER_ID}, from_sandbox, {"api_key": "wrong"}),
+    "freeagent": ({}, oauth, {"client_id": "x", "client_secret": "y", "access_token": "bad", "refresh_token": "bad"}),
+    "peoplehr": ({}, from_sandbox, {"api_key": "wrong"}),
+    "when_i_work": ({}, from_sandbox, {"developer_key": when_i_work.DEVELOPER_KEY, "email": when_i_work.EMAIL,
+                                       "password": "wrong"}),
+    "planday": ({}, lambda app: {"client_id": planday.CLIENT_ID, "refresh_token": planday.REFRESH_TOKEN},
+                {"client_id": planday.CLIENT_ID, "refresh_token": "revoked"}),
+    "kashflow": ({}, from_sandbox, {"username": kashflow.USERNAME, "password": kashflow.PASSWORD,
+                                    "memorable_word": "zzzzzzzz"}),
+}
+
+
+@pytest.mark.parametrize("connector", sorted(CASES))
+async def test_connection_succeeds_with_sandbox_credentials(connector: str) -> None:
+    config, secrets, _ = CASES[connector]
+    app = sandbox(connector, records=30)
+    async with session(connector, app, config, secrets(app)) as s:
+        result = await s.test_connection()
+    assert result.ok, result.reason
+    assert result.reason.startswith(f"Connected to {s.manifest.name}")
+
+
+@pytest.mark.parametrize("connector", sorted(CASES))
+async def test_connection_explains_refused_credentials(connector: str) -> None:
+    config, _, bad = CASES[connector]
+    app = sandbox(connector, records=30)
+    async with session(connector, app, config, bad) as s:
+        result = await s.test_connection()
+    assert not result.ok
+    assert s.manifest.name in result.reason and "credentials" in result.reason
