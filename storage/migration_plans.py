@@ -20,8 +20,6 @@ from engine.migration.criteria import DEFAULT_ROLLBACK, DEFAULT_SUCCESS, any_hol
 from engine.migration.legacy import (
     LEGACY_SYSTEMS,
     LegacySystem,
-    apply_template,
-    field_problems,
     sample_export,
 )
 from engine.migration.quality import assess, summary
@@ -297,8 +295,7 @@ def set_step(session: Session, plan_id: str, step: str, **state: Any) -> Migrati
 def template_rows(plan: MigrationPlan) -> list[dict[str, str]]:
     """The mapping template as rows: care type, export column, care field, conversion."""
     system = legacy_system(plan.legacy_system)
-    return [{"care_type": t, "column": c.column, "field": c.field, "convert": c.convert}
-            for t in plan.data_types for c in system.template(t).columns]
+    return [{"care_type": t, **row} for t in plan.data_types for row in system.template(t).describe()]
 
 
 def accept_mapping(session: Session, plan_id: str, actor: str) -> MigrationPlan:
@@ -479,7 +476,7 @@ def run_phase(session: Session, phase_id: str, actor: str) -> SyncRun:
         for row in rows:
             key = str(row.get(template.id_column, ""))
             counts["read"] += 1
-            record = apply_template(template, row)
+            record, problems = template.map(row)
             if care_type == "Allergy" and "residentRef" in record:
                 link = session.exec(select(ExternalLink).where(ExternalLink.integration_id == integration_id,
                                                                ExternalLink.stream == "Resident",
@@ -492,7 +489,6 @@ def run_phase(session: Session, phase_id: str, actor: str) -> SyncRun:
                                           outcome="skipped", reason=f"Duplicate of {skip[key]} in the export",
                                           after=record))
                 continue
-            problems = field_problems(template, record)
             if problems:
                 counts["failed"] += 1
                 name, problem = sorted(problems.items())[0]
@@ -559,8 +555,8 @@ def reconcile(session: Session, phase_id: str, actor: str) -> dict[str, Any]:
         template = system.template(care_type)
         for row in sample_export(system.id, care_type):
             key = str(row.get(template.id_column, ""))
-            record = apply_template(template, row)
-            if key in dupes.get(care_type, set()) or field_problems(template, record):
+            record, problems = template.map(row)
+            if key in dupes.get(care_type, set()) or problems:
                 continue
             expected += 1
             link = session.exec(select(ExternalLink).where(ExternalLink.integration_id == plan.integration_id,
@@ -572,7 +568,7 @@ def reconcile(session: Session, phase_id: str, actor: str) -> dict[str, Any]:
                 differences.append({"care_type": care_type, "id": key, "field": "", "problem": "missing"})
                 continue
             for name, value in record.items():
-                if name == "residentRef":
+                if name in ("residentRef", "externalRefs"):
                     continue
                 compared += 1
                 if stored.data.get(name) != value:

@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from engine.migration.matching import normalise_nhs, normalise_ni, parse_date
@@ -36,6 +37,57 @@ class LegacyTemplate:
     required: tuple[str, ...] = ()
 
 
+    @property
+    def field_count(self) -> int:
+        """How many fields each record is checked on."""
+        return len(self.columns)
+
+    def map(self, row: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """The mapped record and its problems by field."""
+        record = apply_template(self, row)
+        return record, field_problems(self, record)
+
+    def describe(self) -> list[dict[str, str]]:
+        """The mapping as rows: export column, care field, conversion."""
+        return [{"column": c.column, "field": c.field, "convert": c.convert} for c in self.columns]
+
+
+class DesignTemplate:
+    """A legacy export mapped by a saved mapping design (``templates/mappings/<connector>/<CareType>.yaml``),
+    compiled by :mod:`engine.mapping`: the same transforms and checks as a live integration."""
+
+    def __init__(self, path: Path) -> None:
+        from engine.mapping.compiler import compile_design
+        from engine.mapping.loader import load_mapping_template_file
+
+        self.path = path
+        self.compiled = compile_design(load_mapping_template_file(path))
+        self.care_type = self.compiled.design.care_type
+        self.id_column = self.compiled.design.key_field or "id"
+
+    @property
+    def field_count(self) -> int:
+        """How many fields each record is checked on."""
+        return len(self.compiled.design.mappings)
+
+    def map(self, row: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """The mapped record and its problems by field, in the mapping engine's plain English."""
+        result = self.compiled.apply(row)
+        problems = {e.field: e.message.split(": ", 1)[-1] for e in result.errors}
+        if result.skipped_reason:
+            problems["(record)"] = result.skipped_reason
+        return dict(result.values), problems
+
+    def describe(self) -> list[dict[str, str]]:
+        """The mapping as rows: source field, care field, transforms."""
+        return [{"column": m.source_field or (m.expression or "") or "(default)", "field": m.target_field,
+                 "convert": ", ".join(t.function for t in m.transformation) or "as is"}
+                for m in self.compiled.design.mappings]
+
+
+Template = LegacyTemplate | DesignTemplate
+
+
 @dataclass(frozen=True, slots=True)
 class LegacySystem:
     """A legacy system and the templates for its exports, one per care type."""
@@ -43,9 +95,9 @@ class LegacySystem:
     id: str
     name: str
     description: str
-    templates: tuple[LegacyTemplate, ...]
+    templates: tuple[Template, ...]
 
-    def template(self, care_type: str) -> LegacyTemplate:
+    def template(self, care_type: str) -> Template:
         """The template for ``care_type``; raises KeyError when the system has none."""
         for template in self.templates:
             if template.care_type == care_type:
@@ -107,6 +159,21 @@ _ALLERGY_CC = LegacyTemplate("Allergy", "Allergies.csv", "AllergyID", (
     ColumnMap("Severity", "severity", "lower"), ColumnMap("Recorded", "recordedDate", "uk_date"),
 ), required=("residentRef", "substance"))
 
+MAPPINGS_DIR = Path(__file__).resolve().parents[2] / "templates" / "mappings"
+
+
+def _file_system() -> tuple[LegacySystem, ...]:
+    """The file-exchange legacy system, mapped by its saved templates (absent when they are)."""
+    folder = MAPPINGS_DIR / "legacy_care_files"
+    templates: tuple[Template, ...] = tuple(DesignTemplate(folder / f"{name}.yaml") for name in ("Resident", "Allergy")
+                                            if (folder / f"{name}.yaml").exists())
+    if not templates:
+        return ()
+    return (LegacySystem("legacy_care_files", "Legacy care system files (resident register, allergies)",
+                         "Exports read by the legacy care files connector, mapped by its saved mapping templates "
+                         "(the same engine as live integrations).", templates),)
+
+
 LEGACY_SYSTEMS: dict[str, LegacySystem] = {
     system.id: system for system in (
         LegacySystem("carecontrol", "Care Control (CSV export)",
@@ -115,6 +182,7 @@ LEGACY_SYSTEMS: dict[str, LegacySystem] = {
         LegacySystem("paper-spreadsheets", "Spreadsheets kept by the home",
                      "Resident and staff lists typed into spreadsheets, with UK dates.",
                      (_RESIDENT_CC, _EMPLOYEE_CC)),
+        *_file_system(),
     )
 }
 
@@ -196,6 +264,8 @@ def sample_export(system_id: str, care_type: str, size: int = 40) -> list[dict[s
     The data carries the faults real exports have: a duplicated resident typed twice, an NHS number
     with a wrong check digit, an impossible date, and a missing surname.
     """
+    if system_id == "legacy_care_files":
+        return [_as_file_row(care_type, row) for row in sample_export("carecontrol", care_type, size)]
     rng = random.Random(f"{system_id}:{care_type}")
     if care_type == "Resident":
         rows = []
@@ -239,3 +309,24 @@ def sample_export(system_id: str, care_type: str, size: int = 40) -> list[dict[s
                          "Recorded": _uk(date(2020, 1, 1) + timedelta(days=rng.randrange(1500)))})
         return rows
     return []
+
+
+_FILE_COLUMNS = {
+    "Resident": {"ResidentID": "resident_id", "Forename": "forename", "Surname": "surname", "DOB": "date_of_birth",
+                 "NHSNo": "nhs_number", "Room": "room", "Admitted": "admission_date", "Gender": "gender"},
+    "Allergy": {"AllergyID": "allergy_id", "ResidentID": "resident_id", "Allergen": "substance",
+                "Reaction": "reaction", "Severity": "severity", "Recorded": "recorded"},
+}
+
+
+def _as_file_row(care_type: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A Care Control row in the legacy care files layout, as its reader hands it over (ISO dates)."""
+    out: dict[str, Any] = {}
+    for column, name in _FILE_COLUMNS.get(care_type, {}).items():
+        value = row.get(column)
+        if name in ("date_of_birth", "admission_date", "recorded") and isinstance(value, str):
+            day, month, year = [*value.split("/"), "", "", ""][:3]
+            value = f"{year}-{month}-{day}" if year else value
+        if value not in (None, ""):
+            out[name] = value.strip() if isinstance(value, str) else value
+    return out

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.migration.legacy import LegacyTemplate, apply_template, field_problems
+from engine.migration.legacy import Template
 from engine.migration.matching import Candidate, find_duplicates, match_all, person_from
 
 PERSON_TYPES = frozenset({"Resident", "Employee"})
@@ -48,7 +48,7 @@ def _candidate_row(candidate: Candidate) -> dict[str, Any]:
             "reasons": list(candidate.score.reasons)}
 
 
-def assess(template: LegacyTemplate, rows: Sequence[Mapping[str, Any]],
+def assess(template: Template, rows: Sequence[Mapping[str, Any]],
            existing: Mapping[str, Mapping[str, Any]]) -> TypeReport:
     """Validate, de-duplicate and match one export against the existing care records of its type.
 
@@ -59,10 +59,9 @@ def assess(template: LegacyTemplate, rows: Sequence[Mapping[str, Any]],
     mapped: dict[str, dict[str, Any]] = {}
     for row in rows:
         key = str(row.get(template.id_column, ""))
-        record = apply_template(template, row)
+        record, problems = template.map(row)
         mapped[key] = record
-        problems = field_problems(template, record)
-        report.fields_checked += len(template.columns)
+        report.fields_checked += template.field_count
         report.fields_invalid += len(problems)
         if problems:
             for name, problem in sorted(problems.items()):
