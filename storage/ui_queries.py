@@ -12,7 +12,7 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from storage.integrations import latest_run, list_integrations
-from storage.models import CareRecord, ExternalLink, RecordOutcome, SyncConfiguration, SyncRun, SyncRunEvent
+from storage.models import CareRecord, ExternalLink, SyncConfiguration, SyncRun
 
 
 class RunNotFound(LookupError):
@@ -56,19 +56,6 @@ def get_run(session: Session, run_id: str) -> SyncRun:
     if run is None:
         raise RunNotFound(f"No sync run with id '{run_id}'.")
     return run
-
-
-def run_events(session: Session, run_id: str, limit: int = 50) -> list[SyncRunEvent]:
-    """A run's newest events, oldest first."""
-    rows = session.exec(select(SyncRunEvent).where(SyncRunEvent.run_id == run_id)
-                        .order_by(col(SyncRunEvent.id).desc()).limit(limit)).all()
-    return list(reversed(rows))
-
-
-def run_outcomes(session: Session, run_id: str, limit: int = 200) -> list[RecordOutcome]:
-    """Per-record outcomes of a run."""
-    return list(session.exec(select(RecordOutcome).where(RecordOutcome.run_id == run_id)
-                             .order_by(col(RecordOutcome.id)).limit(limit)).all())
 
 
 def integration_records(session: Session, integration_id: str, stream: str | None = None,

@@ -6,9 +6,10 @@ from typing import Any
 
 from nicegui import ui
 from nicegui.testing import User
+from sqlmodel import select
 from ui_helpers import connect_xero, sign_in
 
-from storage.integrations import get_integration, get_ownership, get_sync_settings, update_integration
+from storage.integrations import get_integration, get_ownership, get_sync_settings
 from storage.models import CareRecord, ExternalLink, SyncRun
 from ui.services import services
 
@@ -91,8 +92,7 @@ async def test_pages_of_a_missing_integration_say_so(user: User, db: Any) -> Non
     await sign_in(user, db)
     for path, marker in ((f"/integrations/{MISSING}/ownership", "ownership-missing"),
                          (f"/integrations/{MISSING}/settings", "settings-missing"),
-                         (f"/integrations/{MISSING}", "integration-missing"),
-                         (f"/integrations/{MISSING}/runs/{MISSING}", "run-missing")):
+                         (f"/integrations/{MISSING}", "integration-missing")):
         await user.open(path)
         await user.should_see(marker=marker)
 
@@ -128,44 +128,64 @@ async def test_sync_now_without_a_worker_explains(user: User, db: Any) -> None:
     await user.should_see("The sync worker is not available in this installation.")
 
 
-async def test_run_progress_follows_the_run_row_and_shows_records(user: User, db: Any) -> None:
-    integration_id = await connected(user, db)
+def queue_without_worker(db: Any) -> Any:
+    """Sync now's queue with no worker attached: the real run repository creates the queued run row."""
+    from storage.runs import create_run
+
+    async def enqueue(integration_id: str, requested_by: str) -> str:
+        run, _created = create_run(db, integration_id, requested_by=requested_by)
+        return run.id
+
+    return enqueue
+
+
+def advance(db: Any, run_id: str, **changes: Any) -> None:
+    """Move the run row on, as a worker would."""
     with db.session() as s:
-        run = SyncRun(integration_id=integration_id, status="running", counts={"read": 4, "created": 2, "total": 8})
-        s.add(run)
-    await user.open(f"/integrations/{integration_id}/runs/{run.id}")
-    await user.should_see(marker="run-progress")
-    await user.should_see("4 read, 2 new", retries=30)
-    with db.session() as s:
-        row = s.get(SyncRun, run.id)
+        row = s.get(SyncRun, run_id)
         assert row is not None
-        row.status, row.counts = "succeeded", {"read": 8, "created": 8, "total": 8}
+        for key, value in changes.items():
+            setattr(row, key, value)
         s.add(row)
+
+
+async def test_sync_now_shows_live_progress_then_the_result_and_records(user: User, db: Any) -> None:
+    integration_id = await connected(user, db)
+    services().enqueue_run = queue_without_worker(db)
+    await user.open(f"/integrations/{integration_id}")
+    user.find(marker="sync-now").click()
+    await user.should_see(marker="run-progress")
+    await user.should_see("Waiting for the worker to pick it up")
+    with db.session() as s:
+        run = s.exec(select(SyncRun).where(SyncRun.integration_id == integration_id)).one()
+    advance(db, run.id, status="running", counts={"read": 4, "created": 2, "total": 8})
+    await user.should_see("4 read, 2 new", retries=30)
+    await user.should_see("Sync: Running")
+    with db.session() as s:
         record = CareRecord(care_type="Contact", data={"name": "<b>Jo</b> Bloggs", "address": {"town": "Leeds"}})
         s.add(record)
         s.flush()
         s.add(ExternalLink(integration_id=integration_id, stream="contacts", external_id="c-1", record_id=record.id))
+    advance(db, run.id, status="succeeded", counts={"read": 8, "created": 8, "total": 8})
     await user.should_see(marker="run-finished", retries=40)
     await user.should_see("Finished: 8 read, 8 new.")
-    await user.should_see(marker="run-link")
-    await user.open(f"/integrations/{integration_id}")
-    await user.should_see(marker="records-table")
+    link = user.find(marker="run-link").elements.pop()
+    assert link.props["href"] == f"/runs/{run.id}"
+    await user.should_see(marker="records-table")  # refreshed when the run ended
     await user.should_see("Personal details are partly hidden.")  # a manager sees personal values masked
     await user.should_see("Name: <b>Jo</b> Bloggs; Town: L**ds")
+    await user.should_not_see(marker="no-runs")
 
 
 async def test_a_failed_run_shows_its_reason(user: User, db: Any) -> None:
     integration_id = await connected(user, db)
+    services().enqueue_run = queue_without_worker(db)
+    await user.open(f"/integrations/{integration_id}")
+    user.find(marker="sync-now").click()
+    await user.should_see(marker="run-progress")
     with db.session() as s:
-        run = SyncRun(integration_id=integration_id, status="running", counts={})
-        s.add(run)
-    await user.open(f"/integrations/{integration_id}/runs/{run.id}")
-    with db.session() as s:
-        row = s.get(SyncRun, run.id)
-        assert row is not None
-        row.status, row.error = "failed", "Xero did not accept the credentials."
-        s.add(row)
-        update_integration(s, box=services().box, actor="t", integration_id=integration_id, status="error")
+        run = s.exec(select(SyncRun).where(SyncRun.integration_id == integration_id)).one()
+    advance(db, run.id, status="failed", error="Xero did not accept the credentials.")
     await user.should_see(marker="run-problem", retries=40)
     await user.should_see("Failed: Xero did not accept the credentials.")
 

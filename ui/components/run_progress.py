@@ -49,7 +49,7 @@ def counts_sentence(counts: dict[str, Any]) -> str:
     return ", ".join(parts) if parts else "nothing counted yet"
 
 
-def run_progress(run_id: str, integration_id: str, *, interval: float = 1.0,
+def run_progress(run_id: str, *, interval: float = 1.0,
                  on_finish: Callable[[RunSnapshot], None] | None = None) -> None:
     """Show a run's progress until it ends, then its result and a link to it."""
     with ui.card().classes("w-full gap-2").mark("run-progress"):
@@ -86,7 +86,7 @@ def run_progress(run_id: str, integration_id: str, *, interval: float = 1.0,
                     else:
                         ui.label(f"{label}: {snap.error or 'see the run for details'}").classes("text-red-800").mark(
                             "run-problem")
-                    ui.link("Open this sync run", f"/integrations/{integration_id}/runs/{run_id}").mark("run-link")
+                    ui.link("Open this sync run", f"/runs/{run_id}").mark("run-link")
                 if on_finish is not None:
                     on_finish(snap)
 

@@ -21,12 +21,8 @@ from storage.integrations import (
 )
 from storage.models import IntegrationStatus
 from storage.ui_queries import (
-    RunNotFound,
-    get_run,
     integration_records,
     integration_rows,
-    run_events,
-    run_outcomes,
 )
 from ui.auth import actor, has_role
 from ui.components import theme
@@ -178,7 +174,7 @@ def _actions(integration_id: str, status: str, status_holder: ui.row, refresh_re
             return
         progress_area.clear()
         with progress_area:
-            run_progress(run_id, integration_id, on_finish=lambda _s: refresh_records())
+            run_progress(run_id, on_finish=lambda _s: refresh_records())
 
     @ui.refreshable
     def buttons() -> None:
@@ -203,7 +199,7 @@ def recent_runs(integration_id: str) -> None:
     for run in runs:
         with ui.row().classes("items-center gap-3"):
             run_status_badge(run.status)
-            ui.link(f"{run.queued_at:%d %b %Y %H:%M} ({run.trigger})", f"/integrations/{integration_id}/runs/{run.id}")
+            ui.link(f"{run.queued_at:%d %b %Y %H:%M} ({run.trigger})", f"/runs/{run.id}")
             ui.label(counts_sentence(dict(run.counts or {}))).classes("text-sm text-slate-700")
     if not runs:
         ui.label("No syncs yet.").mark("no-runs")
@@ -260,40 +256,3 @@ def records_section(integration_id: str) -> None:
                         ui.label(record_values(record.care_type, dict(record.data), reveal=reveal))
                     with ui.element("td").classes("p-1"):
                         ui.label(f"{record.updated_at:%d %b %H:%M}")
-
-
-@ui.page("/integrations/{integration_id}/runs/{run_id}")
-def run_page(integration_id: str, run_id: str) -> None:
-    """One sync run: status, counts, events and each record's outcome."""
-    theme.apply()
-    with frame("Sync run"):
-        try:
-            with services().db.session() as session:
-                run = get_run(session, run_id)
-                if run.integration_id != integration_id:
-                    raise RunNotFound(run_id)
-                events = run_events(session, run_id)
-                outcomes = run_outcomes(session, run_id)
-        except RunNotFound:
-            ui.label("That sync run does not exist.").mark("run-missing")
-            ui.link("Back to the integration", f"/integrations/{integration_id}")
-            return
-        with ui.row().classes("items-center gap-3"):
-            run_status_badge(run.status)
-            ui.label(f"Started {run.queued_at:%d %b %Y %H:%M:%S} ({run.trigger})")
-        ui.label(counts_sentence(dict(run.counts or {}))).mark("run-detail-counts")
-        if run.error:
-            ui.label(run.error).classes("text-red-800").props("role=alert")
-        if run.status not in ("succeeded", "failed", "cancelled", "rolled_back"):
-            run_progress(run.id, integration_id)
-        ui.label("What happened").classes("text-lg font-semibold").props("role=heading aria-level=2")
-        for ev in events:
-            ui.label(f"{ev.at:%H:%M:%S} {ev.kind}: {ev.message}").classes("text-sm")
-        ui.label("Each record").classes("text-lg font-semibold").props("role=heading aria-level=2")
-        if not outcomes:
-            ui.label("No record outcomes recorded.")
-        for o in outcomes:
-            ui.label(f"{o.care_type or o.stream} {o.external_id}: {o.outcome}" + (f" ({o.reason})" if o.reason else "")
-                     ).classes("text-sm")
-        ui.link("Back to the integration", f"/integrations/{integration_id}")
-
