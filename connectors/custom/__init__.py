@@ -13,12 +13,14 @@ Importing this package registers them:
 from __future__ import annotations
 
 from connectors.auth import register_auth
-from connectors.custom.ops_paginators import NextLinkSincePaginator, PathPagePaginator
+from connectors.custom.cornerstone import csod_client_credentials
 from connectors.custom.linkedin import RestliBatchIdsPaginator
+from connectors.custom.ops_paginators import NextLinkSincePaginator, PathPagePaginator
 from connectors.custom.paginators import IdListPaginator, JsonBodyPaginator
 from connectors.custom.parent_child import ParentChildPaginator
 from connectors.custom.session_logins import kashflow_session, wheniwork_login
 from connectors.custom.slack_auth import SlackOAuthV2Authenticator, slack_oauth_v2
+from connectors.custom.time_windows import TimeWindowPaginator
 from connectors.custom.windows import RollingWindowPaginator
 from connectors.custom.zoom import zoom_account_credentials
 from connectors.paginators import register_paginator
@@ -30,6 +32,8 @@ register_paginator("path_page", PathPagePaginator)
 register_paginator("rolling_window", RollingWindowPaginator)
 register_paginator("restli_batch_ids", RestliBatchIdsPaginator)
 register_paginator("parent_child", ParentChildPaginator)
+register_paginator("time_windows", TimeWindowPaginator)
+register_auth("csod_client_credentials", csod_client_credentials)
 register_auth("slack_oauth_v2", slack_oauth_v2)
 register_auth("zoom_account_credentials", zoom_account_credentials)
 register_auth("wheniwork_login", wheniwork_login)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from connectors.sandboxes import linkedin_talent, moodle, reed, talentlms
+from connectors.sandboxes import cornerstone, linkedin_talent, moodle, reed, talentlms
 from connectors.sandboxes.common import SandboxConfig
 
 TALENT_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
@@ -14,4 +14,5 @@ TALENT_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "reed": reed.create_app,
     "talentlms": talentlms.create_app,
     "moodle": moodle.create_app,
+    "cornerstone": cornerstone.create_app,
 }
