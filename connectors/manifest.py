@@ -242,6 +242,7 @@ class QueryParamSince(_Model):
     type: Literal["query_param"]
     param: str
     format: Literal["iso", "iso_z", "date", "epoch"] = "iso"
+    template: str = "{since}"  # e.g. OData ``lastModifiedDateTime gt datetimeoffset'{since}'``
 
 
 class FhirLastUpdated(_Model):
@@ -435,7 +436,8 @@ class BodyErrors(_Model):
 class ErrorRules(_Model):
     """How the vendor signals errors and throttling."""
 
-    format: Literal["xero", "quickbooks", "sage", "hmrc", "fhir", "generic", "bamboohr", "obie", "mesh"] = "generic"
+    format: Literal["xero", "quickbooks", "sage", "hmrc", "fhir", "generic", "bamboohr", "obie", "mesh",
+                    "odata"] = "generic"
     retry_statuses: list[int] = [500, 502, 503, 504]
     throttle_statuses: list[int] = [429]
     rate_limit_problem_header: str | None = None

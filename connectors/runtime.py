@@ -357,7 +357,7 @@ class ConnectorSession:
             if isinstance(inc, IfModifiedSince):
                 base.headers["If-Modified-Since"] = self._format_since(since, inc.format)
             elif isinstance(inc, QueryParamSince):
-                base.params[inc.param] = self._format_since(since, inc.format)
+                base.params[inc.param] = inc.template.replace("{since}", self._format_since(since, inc.format))
             elif isinstance(inc, FhirLastUpdated):
                 base.params["_lastUpdated"] = "gt" + self._format_since(since, "iso_z")
             elif isinstance(inc, QuickBooksWhere | QuickBooksCdc):

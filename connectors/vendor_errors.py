@@ -145,6 +145,18 @@ def parse_mesh(resp: httpx.Response) -> ParsedError:
     return _fallback(resp)
 
 
+def parse_odata(resp: httpx.Response) -> ParsedError:
+    """OData v2 (SAP SuccessFactors, ADP): ``{"error": {"code", "message": {"lang", "value"}}}``."""
+    body = _body(resp)
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        msg = err.get("message")
+        text = msg.get("value") if isinstance(msg, dict) else msg
+        if text:
+            return str(text), str(err["code"]) if err.get("code") is not None else None
+    return parse_generic(resp)
+
+
 ERROR_PARSERS: dict[str, Callable[[httpx.Response], ParsedError]] = {
     "xero": parse_xero,
     "quickbooks": parse_quickbooks,
@@ -155,4 +167,5 @@ ERROR_PARSERS: dict[str, Callable[[httpx.Response], ParsedError]] = {
     "bamboohr": parse_bamboohr,
     "obie": parse_obie,
     "mesh": parse_mesh,
+    "odata": parse_odata,
 }
