@@ -131,7 +131,7 @@ async def _mapping(plan: MigrationPlan, _: list[MigrationPhase], go: Any, wizard
     ui.table(columns=[{"name": n, "label": lbl, "field": n, "align": "left"} for n, lbl in
                       [("care_type", "Data type"), ("column", "Export column"), ("field", "WriteCareNotes field"),
                        ("convert", "Conversion")]],
-             rows=mp.template_rows(plan), row_key="field").classes("w-full").props(
+             rows=[{**row, "key": f"{n}"} for n, row in enumerate(mp.template_rows(plan))], row_key="key").classes("w-full").props(
         "flat dense bordered hide-pagination :rows-per-page-options=[0]").mark("mapping-table")
 
     async def accept() -> None:
