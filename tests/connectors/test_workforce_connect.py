@@ -60,3 +60,26 @@ async def test_connection_explains_refused_credentials(connector: str) -> None:
         result = await s.test_connection()
     assert not result.ok
     assert s.manifest.name in result.reason and "credentials" in result.reason
+
+
+WRITE_ONLY = {("brightpay", "hourly_payments")}
+WRITE_FIELDS = {("peoplehr", "employees"): {"Action"}}
+NEEDS = {"staffology": {"tax_year": "Year2026", "pay_period": "Monthly", "period_number": "6"},
+         "freeagent": {"bank_account": "http://freeagent.sandbox/v2/bank_accounts/81"},
+         "kashflow": {"bank_account_id": "1"},
+         "peoplehr": {"holiday_query": "CareHub holidays", "absence_query": "CareHub sickness and other absence"}}
+
+
+@pytest.mark.parametrize("connector", sorted(CASES))
+async def test_every_declared_field_is_in_the_sandbox_records(connector: str) -> None:
+    config, secrets, _ = CASES[connector]
+    app = sandbox(connector, records=30)
+    async with session(connector, app, {**config, **NEEDS.get(connector, {})}, secrets(app)) as s:
+        for name, stream in s.manifest.streams.items():
+            if (connector, name) in WRITE_ONLY:
+                continue
+            records = await s.sample(name, 5)
+            assert records, f"{connector}.{name} read nothing"
+            declared = {f.name for f in stream.fields} - WRITE_FIELDS.get((connector, name), set())
+            missing = declared - set(records[0].data)
+            assert not missing, f"{connector}.{name}: declared but not sent: {sorted(missing)}"
