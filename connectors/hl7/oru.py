@@ -329,3 +329,19 @@ def build_ack(incoming: str | bytes, code: str = "AA", text: str = "", *, contro
     if code != "AA" and text:
         segments.append("|".join(["ERR", "", "", "", "E", "", "", "", text.replace("|", "/")[:200]]))
     return "\r".join(segments) + "\r"
+
+
+def split_messages(text: str | bytes) -> list[str]:
+    """The messages of a file or MESH payload: one message, several back to back, or an HL7 batch
+    (``FHS``/``BHS`` ... ``BTS``/``FTS``, whose envelope segments are dropped)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    body = text.strip("\x0b\x1c\r\n ").replace("\r\n", "\r").replace("\n", "\r")
+    messages: list[list[str]] = []
+    for seg in body.split("\r"):
+        if not seg.strip() or seg[:3] in ("FHS", "BHS", "BTS", "FTS"):
+            continue
+        if seg.startswith("MSH") or not messages:
+            messages.append([])
+        messages[-1].append(seg)
+    return ["\r".join(m) + "\r" for m in messages]

@@ -23,7 +23,7 @@ from typing import Any
 
 from connectors.errors import ConnectorError
 from connectors.files.session import LocalSession
-from connectors.hl7.oru import Hl7Error, LabReport, parse_oru
+from connectors.hl7.oru import Hl7Error, LabReport, parse_oru, split_messages
 from engine.ports import ReadPage, SourceRecord
 
 
@@ -101,7 +101,7 @@ class Hl7SpoolSession(LocalSession):
         for path in self.spool.waiting():
             raw = path.read_text(encoding="utf-8", errors="replace")
             try:
-                report = parse_oru(raw)
+                reports = [parse_oru(m) for m in split_messages(raw)] or [parse_oru(raw)]
             except Hl7Error as exc:
                 self.rejected.append(RejectedHl7(path.name, exc.reason))
                 bad = self.spool.directory / "rejected"
@@ -113,7 +113,7 @@ class Hl7SpoolSession(LocalSession):
             stamp = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
             records = [SourceRecord(external_id=str(o["id"]), data={**o, "labControlId": report.control_id,
                                                                       "sendingApplication": report.sending_application},
-                                    updated_at=stamp) for o in report.observations]
+                                    updated_at=stamp) for report in reports for o in report.observations]
             emitted = True
             yield ReadPage(records, {"pending_done": list(pending)})
         if not emitted:

@@ -28,7 +28,7 @@ import httpx
 
 from connectors.auth import AuthContext, Authenticator, OutgoingRequest, register_auth
 from connectors.errors import AuthFailed, ConnectorError, RateLimited, VendorError
-from connectors.hl7.oru import Hl7Error, parse_oru
+from connectors.hl7.oru import Hl7Error, parse_oru, split_messages
 from connectors.manifest import CustomAuth
 from connectors.mesh.tls import use_client_certificate
 from connectors.runtime import ConnectionTest, ConnectorSession
@@ -171,17 +171,18 @@ class MeshSession(ConnectorSession):
             if workflows and headers.get("mex-workflowid") not in workflows:
                 continue  # someone else's business on a shared mailbox: leave it there
             try:
-                report = parse_oru(body)
+                reports = [parse_oru(m) for m in split_messages(body)] or [parse_oru(body)]
             except Hl7Error as exc:
                 self.rejected.append(RejectedMessage(mid, exc.reason))
                 continue
             pending.append(mid)
             records = []
-            for obs in report.observations:
-                data = {**obs, "meshMessageId": mid, "labControlId": report.control_id,
-                        "sendingApplication": report.sending_application, "mexFrom": headers.get("mex-from", "")}
-                updated = _instant(obs.get("issued") or report.sent_at)
-                records.append(SourceRecord(external_id=str(obs["id"]), data=data, updated_at=updated))
+            for report in reports:
+                for obs in report.observations:
+                    data = {**obs, "meshMessageId": mid, "labControlId": report.control_id,
+                            "sendingApplication": report.sending_application, "mexFrom": headers.get("mex-from", "")}
+                    updated = _instant(obs.get("issued") or report.sent_at)
+                    records.append(SourceRecord(external_id=str(obs["id"]), data=data, updated_at=updated))
             emitted = True
             yield ReadPage(records, {"pending_ack": list(pending)})
         if not emitted:

@@ -263,3 +263,14 @@ async def test_the_listener_command_serves_and_spools(tmp_path: Path) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+def test_batch_files_split_into_messages() -> None:
+    from connectors.hl7.oru import split_messages
+
+    batch = ("FHS|^~\\&|WINPATH|RXX01|CAREHUB|WILLOWCT|20250301120000\rBHS|^~\\&|WINPATH|RXX01\r"
+             + _sample("clinisys_oru_r01.hl7") + _sample("sunquest_oru_r01.hl7") + "BTS|2\rFTS|1\r")
+    parts = split_messages(batch)
+    assert [parse_oru(p).control_id for p in parts] == ["WP20250301-0001", "SQ0000048812"]
+    raw = (SAMPLES / "clinisys_oru_r01.hl7").read_bytes().decode()
+    assert split_messages(raw) == [raw]

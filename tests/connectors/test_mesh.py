@@ -254,3 +254,19 @@ async def test_mutual_tls_over_loopback_like_the_spine(tmp_path: Any) -> None:
     finally:
         server.should_exit = True
         await task
+
+
+async def test_a_mesh_payload_with_an_hl7_batch_yields_every_message() -> None:
+    from pathlib import Path
+
+    samples = Path(__file__).parent / "samples"
+    batch = ("FHS|^~\\&|WINPATH|RXX01\rBHS|^~\\&|WINPATH|RXX01\r"
+             + (samples / "clinisys_oru_r01.hl7").read_bytes().decode()
+             + (samples / "sunquest_oru_r01.hl7").read_bytes().decode() + "BTS|2\rFTS|1\r")
+    app = mesh_sandbox.create_app(SandboxConfig(records=0))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mesh.sandbox") as c:
+        await c.post("/_sandbox/mesh/deliver", json={"content": batch})
+    async with _session(app) as s:
+        pages = [p async for p in s.read("lab_results")]
+    assert len(pages) == 1 and len(pages[0].records) == 12
+    assert {r.data["labControlId"] for r in pages[0].records} == {"WP20250301-0001", "SQ0000048812"}
