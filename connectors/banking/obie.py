@@ -137,7 +137,7 @@ async def create_consent(session: ConnectorSession, permissions: Sequence[str] =
 def authorization_url(session: ConnectorSession, consent_id: str, redirect_uri: str, *, state: str | None = None,
                       nonce: str | None = None) -> str:
     """Where to send the PSU: the bank's authorize endpoint with a signed request object for the consent."""
-    auth = _obie(session)
+    _obie(session)
     envs = session.manifest.environments
     env = envs.get(str(session.config.get("environment", "production")))
     if env is None or env.base_url.rstrip("/") != session.base_url:
@@ -160,7 +160,6 @@ def authorization_url(session: ConnectorSession, consent_id: str, redirect_uri: 
                                                                             "urn:openbanking:psd2:ca"]}}}}
     request_object = jwt.encode(claims, str(s.get("private_key", "")), algorithm="PS256",
                                 headers={"kid": str(s.get("kid", ""))} if s.get("kid") else None)
-    del auth
     query = {"response_type": "code id_token", "client_id": client_id, "redirect_uri": redirect_uri,
              "scope": "openid accounts", "state": state, "nonce": nonce, "request": request_object}
     return f"{authorize}?{urlencode(query)}"
