@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from connectors.sandboxes import cornerstone, linkedin_talent, moodle, reed, talentlms
+from connectors.sandboxes import cornerstone, linkedin_talent, moodle, reed, successfactors, talentlms
 from connectors.sandboxes.common import SandboxConfig
 
 TALENT_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
@@ -15,4 +15,5 @@ TALENT_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "talentlms": talentlms.create_app,
     "moodle": moodle.create_app,
     "cornerstone": cornerstone.create_app,
+    "successfactors": successfactors.create_app,
 }
