@@ -106,7 +106,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return _odata_error(401, "LGN0011", "[LGN0011]Invalid user name or password, or the user is locked.")
         return None
 
-    def since_of(text: str) -> datetime | None | Response:
+    def since_of(text: str) -> datetime | Response | None:
         if not text:
             return None
         m = _FILTER.match(text)
