@@ -362,6 +362,9 @@ class WriteOperation(_Model):
     id_field: str
     element_error: str | None = None  # JMESPath on an element giving a list of error messages
     entity: str | None = None  # QuickBooks batch entity name
+    # Constant fields merged under every payload (PeopleHR ``Action``); strings may use ``{config.x}`` and
+    # ``{record.external_id}``.
+    body: dict[str, Any] = {}
 
 
 class WriteSpec(_Model):

@@ -505,6 +505,9 @@ class ConnectorSession:
         key = chunk[0].idempotency_key if len(chunk) == 1 else hashlib.sha256(
             "\n".join(r.idempotency_key for r in chunk).encode()).hexdigest()
         payloads = [dict(r.payload) for r in chunk]
+        if op.body:
+            payloads = [{**_render_obj(op.body, {**self._ctx, "record": {"external_id": r.external_id or ""}}), **p}
+                        for r, p in zip(chunk, payloads, strict=True)]
         if isinstance(idem, LookupIdempotency) and not update:
             found = await self._lookup(spec, idem, chunk[0].idempotency_key)
             if found is not None:

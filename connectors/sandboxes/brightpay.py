@@ -163,7 +163,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return bad
         missing = [k for k in ("organisationId", "employerId", "employeeId", "isRunValidationOnly",
                                "isRemoveExistingHourlyPayments")
-                   if body.get(k) is None]
+                   if body.get(k) in (None, "")]
         if missing:
             return envelope(400, [_error("MISSINGMANDATORYFIELD", f"Mandatory field(s) missing: {', '.join(missing)}.")])
         emp = employee_by_id(str(body["employeeId"]))

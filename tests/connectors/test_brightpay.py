@@ -89,8 +89,9 @@ async def test_hours_load_once_even_when_sent_twice() -> None:
         staff, _ = await read_all(s, "employees")
         worker = next(r for r in staff if not r.data["isLeaver"])
         leaver = next((r for r in staff if r.data["isLeaver"]), None)
-        load = OutboundRecord("ts-2026-11-20", hours(worker.external_id, ("Basic Hours", 22.5), ("Night Hours", 12)),
-                              external_id=worker.external_id)
+        lines = hours(worker.external_id, ("Basic Hours", 22.5), ("Night Hours", 12))["hourlyPayments"]
+        # only the lines: the ids and the replace flag come from the manifest's constant body fields
+        load = OutboundRecord("ts-2026-11-20", {"hourlyPayments": lines}, external_id=worker.external_id)
         first = await s.write("hourly_payments", [load])
         again = await s.write("hourly_payments", [load])
         check = await s.write("hourly_payments", [OutboundRecord("ts-check", hours(

@@ -56,14 +56,12 @@ async def test_envelope_errors_become_typed_errors() -> None:
 
 async def test_employee_update_retried_is_applied_once() -> None:
     app = sandbox("peoplehr", records=RECORDS)
-    change = OutboundRecord("u-1", {"Action": "UpdateEmployeeDetail", "EmployeeId": "PW7", "JobRole": "Night Care Assistant",
-                                    "KnownAs": "Jo"}, external_id="PW7")
+    change = OutboundRecord("u-1", {"JobRole": "Night Care Assistant", "KnownAs": "Jo"}, external_id="PW7")
     async with phr(app) as s:
         first = await s.write("employees", [change])
         before = app.state.sandbox.datasets["employees"].get("PW7")["LastModified"]
         again = await s.write("employees", [change])
-        bad = await s.write("employees", [OutboundRecord("u-2", {"Action": "UpdateEmployeeDetail", "EmployeeId": "PW7",
-                                                                 "EmailId": "nope"}, external_id="PW7")])
+        bad = await s.write("employees", [OutboundRecord("u-2", {"EmailId": "nope"}, external_id="PW7")])
         records, _ = await read_all(s, "employees")
     assert first[0].ok and again[0].ok and first[0].external_id == again[0].external_id == "PW7"
     assert app.state.sandbox.datasets["employees"].get("PW7")["LastModified"] == before

@@ -63,7 +63,7 @@ async def test_connection_explains_refused_credentials(connector: str) -> None:
 
 
 WRITE_ONLY = {("brightpay", "hourly_payments")}
-WRITE_FIELDS = {("peoplehr", "employees"): {"Action"}}
+WRITE_FIELDS: dict[tuple[str, str], set[str]] = {}
 NEEDS = {"staffology": {"tax_year": "Year2026", "pay_period": "Monthly", "period_number": "6"},
          "freeagent": {"bank_account": "http://freeagent.sandbox/v2/bank_accounts/81"},
          "kashflow": {"bank_account_id": "1"},
