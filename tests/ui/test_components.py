@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from connectors.manifest import StreamField
@@ -147,3 +149,14 @@ def test_samples_expand_objects_and_lists_and_mask_personal_values() -> None:
     phone = next(s for s in source_fields(fields, records) if s.name == "Phones[0].PhoneNumber")
     assert first_sample(records, phone) == "0•••23"
     assert short({"Name": "Jo"}) == "{Jo…}" and short([1, 2]) == "[2 items]" and short(None) == "(empty)"
+
+
+def test_every_credential_a_manifest_uses_is_asked_for() -> None:
+    for connector in catalog().manifests.values():
+        for sandbox in (True, False):
+            names = {f.name for f in form_fields(connector, sandbox=sandbox)}
+            used = set(re.findall(r"\{secrets\.([A-Za-z_]\w*)\}", connector.model_dump_json()))
+            expected = used - {"access_token", "refresh_token", "client_id", "client_secret"}
+            assert expected <= names, (connector.id, sandbox, expected - names)
+            if sandbox:
+                assert "environment" not in names

@@ -18,6 +18,8 @@ from connectors.manifest import (
 from ui.components.connector_access import TENANT_DISCOVERY
 
 _SECRET_REF = re.compile(r"\{secrets\.([A-Za-z_][A-Za-z0-9_]*)\}")
+# Credentials that identify rather than authenticate: shown as plain text (still stored encrypted).
+IDENTIFIERS = {"username", "email", "kid", "app_key", "access_key"}
 
 AUTH_SENTENCES: dict[str, str] = {
     "oauth2_authorization_code": "You sign in on {name}'s own page and allow CareHub in; CareHub never sees "
@@ -61,6 +63,8 @@ def form_fields(connector: ConnectorManifest, *, sandbox: bool) -> list[FormFiel
     auth = connector.auth
     fields: list[FormField] = []
     discovered = {"tenant_id"} if connector.id in TENANT_DISCOVERY else set()
+    if sandbox:
+        discovered.add("environment")  # practice mode always talks to the local sandbox
     for cf in connector.config_fields:
         if cf.name in discovered:
             continue
@@ -78,12 +82,16 @@ def form_fields(connector: ConnectorManifest, *, sandbox: bool) -> list[FormFiel
         secret_names += _SECRET_REF.findall(auth.username + " " + auth.password)
     elif isinstance(auth, SessionTokenAuth):
         secret_names += _SECRET_REF.findall(" ".join(auth.login_body.values()))
+    # Any other credential the manifest's templates use (headers, paths, bodies): {secrets.access_key}...
+    secret_names += _SECRET_REF.findall(connector.model_dump_json())
     known = {f.name for f in fields}
+    skip = {"access_token", "refresh_token", "expires_at", "tokens"} | (
+        {"client_id", "client_secret"} if sandbox and isinstance(auth, OAuth2AuthorizationCode) else set())
     for name in dict.fromkeys(secret_names):
-        if name in known:
+        if name in known or name in skip:
             continue
-        is_secret = name not in ("client_id", "username", "kid")
-        fields.append(FormField(name, _label(name), is_secret, True, "", "secrets"))
+        fields.append(FormField(name, _label(name), name not in IDENTIFIERS and not name.endswith("_id"), True, "",
+                                "secrets"))
     return fields
 
 

@@ -150,6 +150,7 @@ def _connection_form(connector: ConnectorManifest, site: str) -> None:
             for f in fields:
                 (creds if f.store == "secrets" else details)[f.name] = str(values.get(f.name, "")).strip()
             if sandbox:
+                details["environment"] = "sandbox"
                 details["base_url"] = sandbox_base_url(connector.id, site)
             with svc.db.session() as session:
                 row = configure_integration(
