@@ -6,7 +6,15 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from connectors.sandboxes import cornerstone, linkedin_talent, moodle, reed, successfactors, talentlms
+from connectors.sandboxes import (
+    cornerstone,
+    linkedin_talent,
+    moodle,
+    reed,
+    successfactors,
+    talentlms,
+    workday,
+)
 from connectors.sandboxes.common import SandboxConfig
 
 TALENT_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
@@ -16,4 +24,5 @@ TALENT_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "moodle": moodle.create_app,
     "cornerstone": cornerstone.create_app,
     "successfactors": successfactors.create_app,
+    "workday": workday.create_app,
 }
