@@ -20,6 +20,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -393,7 +394,67 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
                "attachments": el.get("attachments") or [], "mentions": el.get("mentions") or [], "reactions": []}
         at = data.put(mid, rec)
         rec["lastModifiedDateTime"] = rec["createdDateTime"] = _iso(at)
+        await notify("created", team_id, channel_id, mid)
         return JSONResponse({"@odata.context": context(team_id, channel_id) + "/$entity", **rec}, status_code=201)
+
+    subscriptions: dict[str, dict[str, Any]] = {}
+    app.state.subscriptions = subscriptions
+
+    def transport() -> httpx.AsyncBaseTransport | None:
+        t: httpx.AsyncBaseTransport | None = getattr(app.state, "webhook_transport", None)
+        return t
+
+    @app.post(GRAPH + "/subscriptions")
+    async def subscribe(request: Request) -> Response:
+        """Change notifications: validate the notification URL (validationToken echo), then keep it."""
+        if (d := denied(request)) is not None:
+            return d
+        try:
+            el = await request.json()
+        except ValueError:
+            return graph_error(400, "InvalidRequest", "Unable to read JSON request payload.")
+        missing = [k for k in ("changeType", "notificationUrl", "resource", "expirationDateTime")
+                   if not isinstance(el, dict) or not el.get(k)]
+        if missing:
+            return graph_error(400, "InvalidRequest", f"Missing required properties: {', '.join(missing)}.")
+        expected = f"/teams/{TEAM_ID}/channels/{CHANNEL_ID}/messages"
+        if el["resource"].lstrip("/") not in (expected.lstrip("/"), f"teams('{TEAM_ID}')/channels('{CHANNEL_ID}')"
+                                              "/messages"):
+            return graph_error(400, "InvalidRequest", f"Resource {el['resource']} is not supported here.")
+        token = f"Validation: Testing client application reachability for subscription Request-Id: {uuid.uuid4()}"
+        try:
+            async with httpx.AsyncClient(transport=transport(), timeout=10) as c:
+                reply = await c.post(str(el["notificationUrl"]), params={"validationToken": token},
+                                     headers={"Content-Type": "text/plain"})
+        except httpx.HTTPError:
+            reply = None
+        if reply is None or reply.status_code != 200 or reply.text != token:
+            return graph_error(400, "InvalidRequest", "Subscription validation request failed. Response must exactly "
+                                                      "match validationToken query parameter.")
+        sub = {"id": str(uuid.uuid4()), "resource": el["resource"], "applicationId": CLIENT_ID,
+               "changeType": el["changeType"], "clientState": el.get("clientState"),
+               "notificationUrl": el["notificationUrl"], "expirationDateTime": el["expirationDateTime"],
+               "creatorId": CLIENT_ID, "includeResourceData": False, "latestSupportedTlsVersion": "v1_2"}
+        subscriptions[sub["id"]] = sub
+        return JSONResponse({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#subscriptions/$entity",
+                             **sub}, status_code=201)
+
+    async def notify(change: str, team_id: str, channel_id: str, message_id: str) -> None:
+        for sub in list(subscriptions.values()):
+            if change not in str(sub["changeType"]).split(","):
+                continue
+            resource = f"teams('{team_id}')/channels('{channel_id}')/messages('{message_id}')"
+            body = {"value": [{"subscriptionId": sub["id"], "subscriptionExpirationDateTime": sub["expirationDateTime"],
+                               "changeType": change, "resource": resource, "clientState": sub["clientState"],
+                               "tenantId": TENANT_ID, "resourceData": {"id": message_id,
+                                                                       "@odata.type": "#Microsoft.Graph.chatMessage",
+                                                                       "@odata.id": resource}}]}
+            state.webhooks_sent.append(body)
+            try:
+                async with httpx.AsyncClient(transport=transport(), timeout=5) as c:
+                    await c.post(str(sub["notificationUrl"]), json=body)
+            except httpx.HTTPError:
+                continue
 
     app.state.started = time.time()
     return app

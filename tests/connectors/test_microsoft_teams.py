@@ -8,8 +8,14 @@ import base64
 import json
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
 
+from connectors.auth import OutgoingRequest
+from connectors.custom.graph_notifications import accepted_notifications, validation_reply
+from connectors.errors import VendorError
 from connectors.sandboxes import microsoft_teams as teams
 from connectors.webhooks import verify
 from engine.ports import OutboundRecord
@@ -141,3 +147,42 @@ async def test_message_mapping_compiles_and_maps_sandbox_records() -> None:
     first = mapped[0]
     assert first["channel"] == "Teams" and first["to"] == teams.CHANNEL_ID and first["status"] == "delivered"
     assert first["sentAt"].startswith("2024-01-01T00:00:00") and first["body"]
+
+
+async def test_change_notifications_validate_the_url_and_carry_our_client_state() -> None:
+    client_state = "carehub-secret-client-state-8f2e"
+    seen: list[list[dict[str, Any]]] = []
+    receiver = FastAPI()
+
+    @receiver.post("/hooks/graph")
+    async def hook(request: Request) -> Response:
+        token = validation_reply(dict(request.query_params))
+        if token is not None:
+            return PlainTextResponse(token)
+        seen.append(accepted_notifications(await request.body(), client_state))
+        return Response(status_code=202)
+
+    @receiver.post("/hooks/lazy")
+    async def lazy(request: Request) -> Response:  # answers 200 without echoing the token
+        return Response(status_code=200)
+
+    app = sandbox("microsoft_teams", records={"channel_messages": 5})
+    app.state.webhook_transport = httpx.ASGITransport(app=receiver)
+    resource = f"/teams/{teams.TEAM_ID}/channels/{teams.CHANNEL_ID}/messages"
+    sub = {"changeType": "created,updated", "resource": resource, "clientState": client_state,
+           "expirationDateTime": "2026-12-01T00:00:00Z"}
+    async with s(app) as sess:
+        def post(url: str) -> OutgoingRequest:
+            return OutgoingRequest("POST", f"{sess.base_url}/v1.0/subscriptions",
+                                   json_body={**sub, "notificationUrl": url})
+
+        created = (await sess.request(lambda: post("http://receiver/hooks/graph"))).json()
+        with pytest.raises(VendorError, match="Subscription validation request failed"):
+            await sess.request(lambda: post("http://receiver/hooks/lazy"))
+        out = await sess.write("channel_messages", [OutboundRecord("n1", {"body": {"content": "Lift out of order"}})])
+    assert created["clientState"] == client_state and len(app.state.subscriptions) == 1
+    assert len(seen) == 1 and seen[0][0]["resourceData"]["id"] == out[0].external_id
+    forged = json.dumps({"value": [{**seen[0][0], "clientState": "guess"}]}).encode()
+    assert accepted_notifications(forged, client_state) == []
+    assert accepted_notifications(b"not json", client_state) == []
+    assert accepted_notifications(json.dumps({"value": [seen[0][0]]}).encode(), "") == []
