@@ -124,3 +124,12 @@ async def test_no_data_type_chosen_is_refused(user: User, db: Any) -> None:
     user.find(marker="stream-contacts").click()  # untick the default
     user.find(marker="continue-mapping").click()
     await user.should_see("Tick at least one kind of record.")
+
+
+async def test_systems_without_a_sandbox_offer_only_a_live_account(user: User, db: Any) -> None:
+    await sign_in(user, db)
+    await user.open("/connect/hl7_lab")
+    await user.should_see(marker="connect-form")
+    await user.should_not_see(marker="connect-environment")
+    await user.open("/connect/xero")
+    await user.should_see(marker="connect-environment")

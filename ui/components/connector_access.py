@@ -52,6 +52,13 @@ def manifest(connector_id: str) -> ConnectorManifest | None:
     return catalog().manifests.get(connector_id)
 
 
+def has_sandbox(connector: ConnectorManifest) -> bool:
+    """True when practice mode can be offered: sandboxes are on and this connector has one."""
+    from connectors.sandboxes import SANDBOXES
+
+    return services().sandboxes_enabled and connector.id in SANDBOXES and "sandbox" in connector.environments
+
+
 def sandbox_base_url(connector_id: str, public_url: str | None = None) -> str:
     """Where the connector's sandbox answers in local mode."""
     return f"{(public_url or services().public_url).rstrip('/')}{SANDBOX_PREFIX}/{connector_id}"

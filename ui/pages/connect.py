@@ -32,6 +32,7 @@ from ui.components.connector_access import (
     SANDBOX_PREFIX,
     catalog,
     discover_tenants,
+    has_sandbox,
     manifest,
     sandbox_base_url,
     session_for,
@@ -113,8 +114,9 @@ def _connection_form(connector: ConnectorManifest, site: str) -> None:
         ui.label("1. Connect").classes("text-lg font-semibold").props("role=heading aria-level=3")
         name = ui.input("Name for this connection", value=f"{connector.name} for our home").classes("w-full").props(
             'aria-required=true').mark("connect-name")
-        env_choice: dict[str, bool] = {"sandbox": svc.sandboxes_enabled}
-        if svc.sandboxes_enabled:
+        practice = has_sandbox(connector)
+        env_choice: dict[str, bool] = {"sandbox": practice}
+        if practice:
             env = ui.radio({"sandbox": "Practice (safe sandbox with sample data)", "production": "Live account"},
                            value="sandbox").props('aria-label="Which account"').mark("connect-environment")
             env.on_value_change(lambda e: (env_choice.update(sandbox=e.value == "sandbox"), inputs.refresh()))
