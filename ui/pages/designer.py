@@ -12,9 +12,11 @@ from connectors.manifest import ConnectorManifest
 from engine.caretypes import CARE_TYPES
 from engine.mapping import (
     FUNCTIONS,
+    FieldMapping,
     MappingDesign,
     MappingError,
     PreviewResult,
+    Suggestion,
     compile_design,
     explain_design,
     explain_mapping,
@@ -285,20 +287,18 @@ class Designer:
             ui.button("Accept all suggestions", icon="done_all",
                       on_click=lambda: self.accept_all(open_)).props("no-caps").mark("accept-all")
 
-    def accept(self, sug: Any) -> None:
+    def accept(self, sug: Suggestion) -> None:
         """Take one suggestion."""
         self._accept(sug)
         self.changed()
 
-    def accept_all(self, sugs: list[Any]) -> None:
+    def accept_all(self, sugs: list[Suggestion]) -> None:
         """Take every open suggestion."""
         for s in sugs:
             self._accept(s)
         self.changed()
 
-    def _accept(self, sug: Any) -> None:
-        from engine.mapping import FieldMapping
-
+    def _accept(self, sug: Suggestion) -> None:
         tgt = self.draft.target(sug.target)
         self.draft.accept(FieldMapping(source_field=sug.source, target_field=sug.target,
                                        transformation=list(sug.transformation), required=bool(tgt and tgt.required)))
