@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+VENDORED_AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"  # axe-core 4.14.1, MPL-2.0 (header kept)
 AXE_DIR = Path(__file__).resolve().parent / ".axe"
 AXE_JS = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
 EMAIL, PASSWORD = "pat.manager@willowcourt.example", "a-long-e2e-password"
@@ -49,7 +50,9 @@ def _free_port() -> int:
 
 
 def _axe_script() -> Path:
-    """axe-core's axe.min.js (MPL-2.0), installed from npm into tests/e2e/.axe on first use."""
+    """axe-core's axe.min.js (MPL-2.0): the vendored copy, else installed from npm into tests/e2e/.axe."""
+    if VENDORED_AXE.exists():
+        return VENDORED_AXE
     if not AXE_JS.exists():
         npm = shutil.which("npm")
         if npm is None:
