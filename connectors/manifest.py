@@ -489,6 +489,16 @@ class ConfigField(_Model):
     description: str = ""
 
 
+class ClientCertificate(_Model):
+    """Mutual TLS: the connection's client certificate and key (PEM secrets) go with every call, token calls
+    included (ADP). ``ca_secret`` names an extra CA bundle trusted for the vendor's server (private or test CAs)."""
+
+    cert_secret: str = "client_certificate"
+    key_secret: str = "client_key"
+    key_password_secret: str | None = None
+    ca_secret: str | None = None
+
+
 class ConnectorManifest(_Model):
     """A whole connector, as data."""
 
@@ -509,6 +519,7 @@ class ConnectorManifest(_Model):
     test_stream: str | None = None
     streams: dict[str, StreamSpec]
     webhooks: WebhookSpec | None = None
+    client_certificate: ClientCertificate | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ConnectorManifest:

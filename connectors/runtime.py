@@ -57,6 +57,7 @@ from connectors.paginators import create_paginator
 from connectors.ratelimit import RateLimiter
 from connectors.ssrf import check_outbound_url
 from connectors.templating import render, render_map
+from connectors.tls import client_ssl_context
 from connectors.vendor_errors import ERROR_PARSERS
 from engine.ports import OutboundRecord, ReadPage, SourceRecord, TokenStore, WriteOutcome
 
@@ -175,7 +176,10 @@ class ConnectorSession:
         if token_url and "://" not in token_url:
             token_url = urljoin(self.base_url + "/", token_url.lstrip("/"))
         self.token_url = token_url
-        self.client = httpx.AsyncClient(transport=transport, timeout=timeout)
+        verify: Any = True
+        if manifest.client_certificate is not None and transport is None:  # mutual TLS (ADP)
+            verify = client_ssl_context(manifest.client_certificate, self.secrets)
+        self.client = httpx.AsyncClient(transport=transport, timeout=timeout, verify=verify)
         self.token_store: TokenStore = token_store or InMemoryTokenStore()
         self.auth: Authenticator = create_authenticator(
             manifest.auth,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from connectors.sandboxes import (
+    adp,
     cornerstone,
     linkedin_talent,
     moodle,
@@ -25,4 +26,5 @@ TALENT_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "cornerstone": cornerstone.create_app,
     "successfactors": successfactors.create_app,
     "workday": workday.create_app,
+    "adp": adp.create_app,
 }
