@@ -98,8 +98,23 @@ def parse_fhir(resp: httpx.Response) -> ParsedError:
     return _fallback(resp)
 
 
+_ITEM_KEYS = ("message", "Message", "Exception", "Description", "errorMsg", "error")
+
+
+def _item_messages(items: Any) -> list[str]:
+    """Messages of a list of error objects (Cin7 ``[{ErrorCode, Exception}]``, Brightpearl ``errors[]``)."""
+    out: list[str] = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict):
+            text = next((str(item[k]) for k in _ITEM_KEYS if isinstance(item.get(k), str) and item[k]), None)
+            if text:
+                out.append(text)
+    return out
+
+
 def parse_generic(resp: httpx.Response) -> ParsedError:
-    """Common shapes: ``message``/``error``/``detail`` keys."""
+    """Common shapes: ``message``/``error``/``detail`` keys, ``Description``/``errorMsg`` (Unleashed, Webfleet),
+    an ``errors`` list (Brightpearl) or a bare list of error objects (Cin7 ``[{ErrorCode, Exception}]``)."""
     body = _body(resp)
     if isinstance(body, dict):
         for key in ("message", "error_description", "error", "detail", "title"):
@@ -108,7 +123,16 @@ def parse_generic(resp: httpx.Response) -> ParsedError:
                 return val, body.get("code") if isinstance(body.get("code"), str) else None
             if isinstance(val, dict) and val.get("message"):
                 return str(val["message"]), None
+        for key in ("Description", "errorMsg"):
+            if isinstance(body.get(key), str) and body[key]:
+                return str(body[key]), None
+        listed = _item_messages(body.get("errors"))
+        if listed:
+            return "; ".join(listed), None
         return json.dumps(body)[:500], None
+    listed = _item_messages(body)
+    if listed:
+        return "; ".join(listed), None
     return _fallback(resp)
 
 

@@ -46,7 +46,7 @@ async def test_bad_token_is_refused_and_every_reply_counts_down() -> None:
     app = sandbox("brightpearl", records=5)
     async with s(app, secrets={"account_token": "wrong"}) as sess:
         result = await sess.test_connection()
-    assert not result.ok and "Not authenticated" in result.reason
+    assert not result.ok and "rejected the credentials: Not authenticated: the app reference" in result.reason
     headers = {"brightpearl-app-ref": brightpearl.APP_REF, "brightpearl-account-token": brightpearl.ACCOUNT_TOKEN}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as c:
         one = await c.get(f"/public-api/{brightpearl.ACCOUNT}/contact-service/contact-search", headers=headers)

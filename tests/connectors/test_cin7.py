@@ -58,7 +58,7 @@ async def test_wrong_key_is_refused_with_cin7_message() -> None:
     app = sandbox("cin7", records=5)
     async with s(app, secrets={"application_key": "wrong"}) as sess:
         result = await sess.test_connection()
-    assert not result.ok and "Incorrect credentials!" in result.reason
+    assert not result.ok and result.reason == "Cin7 Core answered with an error: Incorrect credentials!"
 
 
 async def test_incremental_reads_return_only_changes() -> None:
@@ -95,7 +95,7 @@ async def test_purchase_order_created_once_through_failures_and_resends() -> Non
     assert first[0].ok and second[0].ok and first[0].external_id == second[0].external_id
     overlay = state.datasets["purchase_orders"].overlay
     assert len(overlay) == 1 and next(iter(overlay.values()))[1]["OrderNumber"] == "po-7f3a"
-    assert not bad[0].ok and "Supplier not found" in str(bad[0].error_message)
+    assert not bad[0].ok and bad[0].error_message == "Supplier not found. SupplierID or Supplier name is required."
     assert sess.stats.failed_calls == 1  # only the refused supplier
 
 
