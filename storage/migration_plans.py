@@ -604,6 +604,8 @@ def cut_over(session: Session, phase_id: str, actor: str, override_reason: str =
         raise MigrationError("Reconcile the phase before cutting over.")
     if not result["passed"] and not override_reason.strip():
         raise MigrationError("The success criteria are not met: roll back, or give a reason to cut over anyway.")
+    if result.get("rollback_advised") and not override_reason.strip():
+        raise MigrationError("A rollback trigger fired: roll back, or give a reason to cut over anyway.")
     assert plan.integration_id is not None
     for care_type in phase.data_types:
         _set_ownership(session, plan.integration_id, care_type, {
@@ -616,6 +618,7 @@ def cut_over(session: Session, phase_id: str, actor: str, override_reason: str =
     all_done = all(p.status == "cut_over" for p in phases(session, plan.id) if p.id != phase.id)
     plan.status = "cut_over" if all_done else "in_progress"
     session.add(plan)
+    set_step(session, plan.id, "cutover", phase_id=phase.id)
     record_audit(session, actor=actor, action="migration.cutover", entity_type="migration_phase", entity_id=phase.id,
                  detail={"care_types": list(phase.data_types), "override_reason": override_reason.strip()})
     return phase

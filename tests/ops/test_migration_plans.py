@@ -93,8 +93,11 @@ def test_phase_run_reconcile_rollback_restores_store_and_ownership(db: Any) -> N
         result = mp.reconcile(s, phase.id, "a")
     assert result["missing"] == 0 and result["mismatched_fields"] == 0 and result["accuracy_pct"] == 100.0
     assert result["passed"] is True
-    with db.session() as s:
+    assert result["rollback_advised"] is True  # 3 of 41 failed: above the 5 % trigger
+    with db.session() as s, pytest.raises(mp.MigrationError, match="rollback trigger fired"):
         mp.cut_over(s, phase.id, "a")
+    with db.session() as s:
+        mp.cut_over(s, phase.id, "a", "the 3 failed residents are fixed in the errors inbox")
         owner = s.exec(select(DataOwnership).where(DataOwnership.care_type == "Resident")).one()
         assert owner.primary_system == "writecarenotes"
     with db.session() as s:

@@ -313,7 +313,8 @@ async def _reconcile(plan: MigrationPlan, phases: list[MigrationPhase], go: Any,
             if await attempt(mp.reconcile, phase.id, actor()) is not None:
                 wizard.refresh()
 
-        ui.button("Reconcile", icon="fact_check", on_click=reconcile).mark("reconcile")
+        if phase.status in ("ran", "reconciled"):
+            ui.button("Reconcile", icon="fact_check", on_click=reconcile).mark("reconcile")
         result = phase.report.get("reconcile")
         if result:
             _reconcile_result(result)
@@ -348,8 +349,11 @@ async def _cutover(plan: MigrationPlan, phases: list[MigrationPhase], go: Any, w
         if phase.report.get("reconcile") and phase.status == "reconciled":
             _reconcile_result(phase.report["reconcile"])
         if phase.status == "reconciled":
-            passed = bool(phase.report.get("reconcile", {}).get("passed"))
-            override = None if passed else ui.input("Why cut over although criteria are not met?").classes("w-96")
+            result = phase.report.get("reconcile", {})
+            clean = bool(result.get("passed")) and not result.get("rollback_advised")
+            override = None if clean else ui.input(
+                "Why cut over although a criterion is not met or a rollback trigger fired?").classes("w-[36rem]").mark(
+                "override-reason")
 
             async def cut() -> None:
                 reason = str(override.value or "") if override is not None else ""
