@@ -444,6 +444,9 @@ class ErrorRules(_Model):
     retry_statuses: list[int] = [500, 502, 503, 504]
     throttle_statuses: list[int] = [429]
     rate_limit_problem_header: str | None = None
+    # A vendor's own wait header when it sends no Retry-After (Brightpearl brightpearl-next-throttle-period, ms)
+    retry_after_header: str | None = None
+    retry_after_unit: Literal["seconds", "milliseconds"] = "seconds"
     default_retry_after_seconds: float = 60.0
     max_attempts: int = 10
     deadline_seconds: float = 300.0

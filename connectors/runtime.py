@@ -261,6 +261,11 @@ class ConnectorSession:
                     self.stats.failed_calls += 1
                     raise AuthFailed(f"{self.manifest.name} rejected the credentials: {message}", status=401)
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                if retry_after is None and rules.retry_after_header:
+                    vendor_wait = parse_retry_after(resp.headers.get(rules.retry_after_header))
+                    if vendor_wait is not None and rules.retry_after_unit == "milliseconds":
+                        vendor_wait /= 1000
+                    retry_after = vendor_wait
                 problem = (resp.headers.get(rules.rate_limit_problem_header or "") or "").lower() or None
                 if status in rules.throttle_statuses or (status == 503 and retry_after is not None):
                     self.stats.throttled += 1

@@ -100,7 +100,11 @@ def bp_error(status: int, code: str, message: str, headers: dict[str, str] | Non
 
 
 def _throttle(state: SandboxState) -> Response:
-    period_ms = str(int(60_000 - (time.time() * 1000) % 60_000))
+    # The wait until the minute window resets; the ``retry_after`` fault (seconds) overrides it in tests.
+    if state.faults.retry_after is not None:
+        period_ms = str(int(float(state.faults.retry_after) * 1000))
+    else:
+        period_ms = str(int(60_000 - (time.time() * 1000) % 60_000))
     return JSONResponse({"response": "You have sent too many requests. Please wait before sending another request"},
                         status_code=503, headers={"brightpearl-next-throttle-period": period_ms,
                                                   "brightpearl-requests-remaining": "0"})

@@ -12,7 +12,16 @@ import pytest
 from connectors.errors import RateLimited
 from connectors.sandboxes import brightpearl
 
-from .ops_helpers import check_registered, control, map_records, read_all, sandbox, session, storm_starter
+from .ops_helpers import (
+    check_registered,
+    control,
+    fast_rules,
+    map_records,
+    read_all,
+    sandbox,
+    session,
+    storm_starter,
+)
 
 CONFIG = {"datacentre": "euw1", "account_code": brightpearl.ACCOUNT, "app_ref": brightpearl.APP_REF}
 SECRETS = {"account_token": brightpearl.ACCOUNT_TOKEN}
@@ -54,17 +63,33 @@ async def test_bad_token_is_refused_and_every_reply_counts_down() -> None:
     assert int(one.headers["brightpearl-requests-remaining"]) == int(two.headers["brightpearl-requests-remaining"]) + 1
 
 
-async def test_real_minute_limit_answers_503_and_the_session_waits() -> None:
-    app = sandbox("brightpearl", records={"products": 40, "suppliers": 5}, rate_limit_per_minute=2)
-    async with s(app) as sess:
+async def test_real_minute_limit_answers_503_and_the_wait_comes_from_brightpearl() -> None:
+    app = sandbox("brightpearl", records={"products": 40, "suppliers": 5}, rate_limit_per_minute=2,
+                  faults={"retry_after": "30"})  # brightpearl-next-throttle-period: 30000 ms
+    m = check_registered("brightpearl")
+    async with s(app, error_rules=fast_rules(m, deadline_seconds=5)) as sess:
         await read_all(sess, "suppliers")
         await read_all(sess, "suppliers")
-        with pytest.raises(RateLimited):
-            await read_all(sess, "suppliers")  # the third call this minute keeps getting 503 until max attempts
-    assert app.state.sandbox.throttled >= 1 and sess.stats.throttled == sess.stats.requests - 2
+        with pytest.raises(RateLimited) as caught:
+            await read_all(sess, "suppliers")  # the third call this minute: Brightpearl says wait 30 s
+    assert caught.value.retry_after == 30.0 and sess.stats.throttled == 1
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as c:
         reply = await c.get(f"/public-api/{brightpearl.ACCOUNT}/product-service/product-search")
-    assert reply.status_code == 503 and 0 < int(reply.headers["brightpearl-next-throttle-period"]) <= 60_000
+    assert reply.status_code == 503 and reply.headers["brightpearl-next-throttle-period"] == "30000"
+    assert "retry-after" not in reply.headers
+    await control(app, "/_sandbox/faults", {"retry_after": None})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as c:
+        reply = await c.get(f"/public-api/{brightpearl.ACCOUNT}/product-service/product-search")
+    assert 0 < int(reply.headers["brightpearl-next-throttle-period"]) <= 60_000  # until the minute resets
+
+
+async def test_throttle_period_header_sets_the_wait() -> None:
+    app = sandbox("brightpearl", records={"products": 1200, "suppliers": 5})
+    async with s(app) as sess:
+        products, _ = await read_all(sess, "products",
+                                     between=storm_starter(app, "storm_429", size=2, retry_after="0.2"))
+    assert len(products) == 1200 and sess.stats.throttled == 2
+    assert sess.stats.slept_seconds == pytest.approx(0.4)  # 2 x 200 ms from the header, not the 60 s default
 
 
 async def test_incremental_reads_return_only_changes() -> None:
