@@ -12,6 +12,9 @@ Options:
     parent_field: the child field that receives the parent's id (``user_id``).
     fan_param: a request parameter holding a comma-separated list (rendered from the connection's settings,
         removed from the request): the parent list is read once per value, and each child request carries it.
+    child_cursor_path / child_cursor_param: cursor paging inside one parent's children (Lattice: JMESPath
+        ``hasMore && endingCursor || null`` sent back as ``startingAfter``); ``child_limit_param`` carries
+        ``page_size``.
     fan_field: the child field that receives the fan value (``courseid``; whole numbers stay numbers).
 
 The stream's own path lists the parents; those replies are pages with no records, and each child request is
@@ -84,6 +87,10 @@ class ParentChildPaginator(Paginator):
             request.params = {k: v for k, v in request.params.items() if k in (opts.get("child_params") or {})}
         for k, v in dict(opts.get("child_params") or {}).items():
             request.params[str(k)] = _fill(str(v), child["id"], child.get("fan"))
+        if opts.get("child_limit_param"):
+            request.params[str(opts["child_limit_param"])] = str(self.spec.page_size)
+        if self.pos.get("cursor") and opts.get("child_cursor_param"):
+            request.params[str(opts["child_cursor_param"])] = str(self.pos["cursor"])
 
     def enrich(self, records: list[Any]) -> list[Any]:
         child = self._child()
@@ -114,8 +121,12 @@ class ParentChildPaginator(Paginator):
                 return True
             self.pos = {"fan_index": fan_index, "parents": collected, "index": 0}
             return bool(collected)
+        cursor = jmespath.search(str(opts["child_cursor_path"]), body) if opts.get("child_cursor_path") else None
+        if cursor:
+            self.pos = {**self.pos, "cursor": cursor}
+            return True
         index = int(self.pos.get("index", 0)) + 1
         if index >= len(self.pos["parents"]):
             return False
-        self.pos = {**self.pos, "index": index}
+        self.pos = {**{k: v for k, v in self.pos.items() if k != "cursor"}, "index": index}
         return True

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from connectors.sandboxes import (
     adp,
     cornerstone,
+    lattice,
     linkedin_talent,
     moodle,
     reed,
@@ -27,4 +28,5 @@ TALENT_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "successfactors": successfactors.create_app,
     "workday": workday.create_app,
     "adp": adp.create_app,
+    "lattice": lattice.create_app,
 }
