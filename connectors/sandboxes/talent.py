@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from connectors.sandboxes import (
     adp,
     cornerstone,
+    fifteen_five,
     lattice,
     linkedin_talent,
     moodle,
@@ -29,4 +30,5 @@ TALENT_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "workday": workday.create_app,
     "adp": adp.create_app,
     "lattice": lattice.create_app,
+    "fifteen_five": fifteen_five.create_app,
 }
