@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from connectors.sandboxes import (
     adp,
     cornerstone,
+    culture_amp,
     fifteen_five,
     lattice,
     linkedin_talent,
@@ -31,4 +32,5 @@ TALENT_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "adp": adp.create_app,
     "lattice": lattice.create_app,
     "fifteen_five": fifteen_five.create_app,
+    "culture_amp": culture_amp.create_app,
 }
