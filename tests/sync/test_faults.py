@@ -133,9 +133,16 @@ async def test_slow_drip_aborts_at_deadline(ctx, arq, redis_url):
 async def test_token_revoked_mid_run_fails_with_reconnect_message(ctx, arq, redis_url):
     db = ctx.db
     with xero_sandbox(contacts=N) as sb:
-        sb.faults(latency_ms=400)
+        sb.faults(latency_ms=300)
         integ = make_integration(db, ctx.box, sb)
-        threading.Timer(0.6, lambda: sb.faults(revoke_tokens=True)).start()
+
+        def revoke_after_first_page() -> None:
+            t0 = time.monotonic()
+            while not linked(db, integ) and time.monotonic() - t0 < 30:
+                time.sleep(0.02)
+            sb.faults(revoke_tokens=True)
+
+        threading.Thread(target=revoke_after_first_page, daemon=True).start()
         run_id = await enqueue_run(db, arq, integ, "manual")
         await drain(ctx, redis_url)
         run = runrepo.get_run(db, run_id)

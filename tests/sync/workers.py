@@ -13,6 +13,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 
 
+LIVE: list[WorkerProc] = []
+
+
+def kill_all() -> None:
+    """Kill every worker this test process started and has not stopped (teardown safety net)."""
+    while LIVE:
+        LIVE.pop().kill()
+
+
 class WorkerProc:
     """One ``carehub worker`` subprocess."""
 
@@ -27,6 +36,7 @@ class WorkerProc:
         out: Any = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "app", "worker"], cwd=ROOT, env=env,
                                      stdout=out, stderr=subprocess.STDOUT)
+        LIVE.append(self)
 
     @property
     def alive(self) -> bool:
