@@ -191,5 +191,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     async def contact_search(account: str, request: Request) -> Response:
         return search("suppliers", account, request, None)
 
+    app.state.credentials = {"account_token": ACCOUNT_TOKEN}
+    app.state.config = {"datacentre": "euw1", "account_code": ACCOUNT, "app_ref": APP_REF}
     app.state.started = time.time()
     return app

@@ -317,5 +317,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         rec["LastModifiedOn"] = _iso(at)
         return JSONResponse({"Products": [rec]})
 
+    app.state.credentials = {"application_key": APPLICATION_KEY}
+    app.state.config = {"account_id": ACCOUNT_ID}
     app.state.started = time.time()
     return app

@@ -114,8 +114,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         state.token_grants[grant] = state.token_grants.get(grant, 0) + 1
         if grant != "client_credentials":
             return coupa_error(400, "unsupported_grant_type", "The authorization grant type is not supported.")
-        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET \
-                or state.faults.revoke_tokens:
+        wrong_client = form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET
+        if (cfg.require_valid_client and wrong_client) or state.faults.revoke_tokens:
             return coupa_error(401, "invalid_client", "Client authentication failed due to unknown client, no client "
                                                       "authentication included, or unsupported authentication method.")
         asked = set(str(form.get("scope", "")).split())
@@ -158,5 +158,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     async def suppliers(request: Request) -> Response:
         return listing("suppliers", "core.supplier.read", request)
 
+    app.state.credentials = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    app.state.config = {"instance": "willowcourt"}
     app.state.started = time.time()
     return app

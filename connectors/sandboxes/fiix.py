@@ -187,5 +187,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         objects = [{"className": cls, **{f: row.get(f) for f in wanted}} for row in rows]
         return JSONResponse({"_maCn": "FindResponse", "totalObjects": total, "objects": objects})
 
+    app.state.credentials = {"app_key": APP_KEY, "access_key": ACCESS_KEY, "secret_key": SECRET_KEY}
+    app.state.config = {"tenant": "willowcourt"}
     app.state.started = time.time()
     return app

@@ -212,7 +212,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
                                                              "correct cloud.")
         if grant != "client_credentials":
             return _aad_error(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
-        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+        if cfg.require_valid_client and (form.get("client_id") != CLIENT_ID
+                                         or form.get("client_secret") != CLIENT_SECRET):
             return _aad_error(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret "
                                                               "being sent in the request is the client secret value, "
                                                               "not the client secret ID.")
@@ -456,5 +457,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             except httpx.HTTPError:
                 continue
 
+    app.state.credentials = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    app.state.config = {"tenant_id": TENANT_ID, "team_id": TEAM_ID, "channel_id": CHANNEL_ID}
     app.state.started = time.time()
     return app

@@ -239,5 +239,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             "X-Samsara-Event-Type": event_type}, transport=getattr(app.state, "webhook_transport", None))
 
     app.state.emit = emit
+    app.state.credentials = {"api_token": API_TOKEN}
+    app.state.config = {}
     app.state.started = time.time()
     return app

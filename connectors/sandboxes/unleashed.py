@@ -238,5 +238,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return unleashed_error(404, f"No {resource} record with Guid {page}")
         return JSONResponse(rec)
 
+    app.state.credentials = {"api_id": API_ID, "api_key": API_KEY}
+    app.state.config = {}
     app.state.started = time.time()
     return app

@@ -258,6 +258,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         rec["updatedAt"] = _iso(at)
         return JSONResponse({"success": True, "result": rec})
 
+    app.state.credentials = {"email": EMAIL, "password": PASSWORD}
+    app.state.config = {}
     app.state.started = time.time()
     return app
 

@@ -136,5 +136,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return JSONResponse(rows)
         return wf_error(10, f"unknown action {action!r}")
 
+    app.state.credentials = {"username": USERNAME, "password": PASSWORD, "api_key": API_KEY}
+    app.state.config = {"account": ACCOUNT}
     app.state.started = time.time()
     return app

@@ -207,5 +207,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         return {"status": resp.status_code, "verified": resp.status_code == 200 and resp.text == challenge}
 
     app.state.emit = emit
+    app.state.credentials = {"system_user_token": ACCESS_TOKEN, "app_secret": APP_SECRET}
+    app.state.config = {"phone_number_id": PHONE_NUMBER_ID, "waba_id": WABA_ID}
     app.state.started = time.time()
     return app

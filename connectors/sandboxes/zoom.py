@@ -129,11 +129,11 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         grant = q.get("grant_type", "")
         state.token_grants[grant] = state.token_grants.get(grant, 0) + 1
         expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-        if request.headers.get("authorization") != expected:
+        if cfg.require_valid_client and request.headers.get("authorization") != expected:
             return JSONResponse({"reason": "Invalid client_id or client_secret", "error": "invalid_client"}, 401)
         if grant != "account_credentials":
             return JSONResponse({"reason": "Unsupported grant type", "error": "unsupported_grant_type"}, 400)
-        if q.get("account_id") != ACCOUNT_ID or state.faults.revoke_tokens:
+        if (cfg.require_valid_client and q.get("account_id") != ACCOUNT_ID) or state.faults.revoke_tokens:
             return JSONResponse({"reason": "Invalid account_id", "error": "invalid_request"}, 400)
         issued = state.issue_tokens()
         return JSONResponse({"access_token": issued["access_token"], "token_type": "bearer",
@@ -246,5 +246,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         return {"status": resp.status_code, "validated": reply == {"plainToken": plain, "encryptedToken": expected}}
 
     app.state.emit = emit
+    app.state.credentials = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    app.state.config = {"account_id": ACCOUNT_ID, "user_id": USER_EMAIL}
     app.state.started = time.time()
     return app

@@ -47,7 +47,10 @@ async def test_expired_token_renewed_once_and_bad_client_explained() -> None:
     async with s(app) as sess:
         orders, _ = await read_all(sess, "purchase_orders", between=expire)
     assert len(orders) == 120 and sess.stats.refreshes == 1
-    async with s(app, secrets={**SECRETS, "client_secret": "wrong"}) as sess:
+    async with s(app, secrets={"client_id": "practice", "client_secret": "mode"}) as sess:
+        assert (await sess.test_connection()).ok  # practice mode: any client, like the shared OAuth sandbox
+    strict = sandbox("coupa", records={"purchase_orders": 5, "suppliers": 5}, require_valid_client=True)
+    async with s(strict, secrets={**SECRETS, "client_secret": "wrong"}) as sess:
         result = await sess.test_connection()
     assert not result.ok and "invalid_client" in result.reason
 

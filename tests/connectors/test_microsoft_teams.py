@@ -118,7 +118,10 @@ async def test_expired_token_is_renewed_once_and_bad_secret_is_explained() -> No
         msgs, _ = await read_all(sess, "channel_messages", between=expire)
     assert len(msgs) == 120 and sess.stats.refreshes == 1
     assert app.state.sandbox.token_grants["client_credentials"] == 2
-    async with s(app, secrets={**SECRETS, "client_secret": "wrong"}) as sess:
+    async with s(app, secrets={"client_id": "practice", "client_secret": "mode"}) as sess:
+        assert (await sess.test_connection()).ok  # practice mode: any client, like the shared OAuth sandbox
+    strict = sandbox("microsoft_teams", records={"channel_messages": 5}, require_valid_client=True)
+    async with s(strict, secrets={**SECRETS, "client_secret": "wrong"}) as sess:
         result = await sess.test_connection()
     assert not result.ok and "AADSTS7000215" in result.reason
 

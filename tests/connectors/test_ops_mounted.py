@@ -48,7 +48,7 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {  # connector: (
              {"client_id": zoom.CLIENT_ID, "client_secret": zoom.CLIENT_SECRET}),
     "whatsapp_business": ("message_templates", {"phone_number_id": whatsapp_business.PHONE_NUMBER_ID,
                                                 "waba_id": whatsapp_business.WABA_ID},
-                          {"access_token": whatsapp_business.ACCESS_TOKEN}),
+                          {"system_user_token": whatsapp_business.ACCESS_TOKEN}),
     "coupa": ("purchase_orders", {"instance": "willowcourt"}, {"client_id": coupa.CLIENT_ID,
                                                                "client_secret": coupa.CLIENT_SECRET}),
 }
@@ -78,3 +78,13 @@ async def test_multi_page_read_behind_the_mount(hub: FastAPI, connector: str) ->
             ids += [r.external_id for r in page.records]
             pages += 1
     assert len(ids) == len(set(ids)) == 620 and pages >= 2, (connector, len(ids), pages)
+
+
+@pytest.mark.parametrize("connector", sorted(CASES))
+def test_connection_form_asks_for_every_secret_the_connector_uses(connector: str) -> None:
+    from ui.components.connection_form import form_fields
+
+    _stream, config, secrets = CASES[connector]
+    asked = {f.name for f in form_fields(manifest(connector), sandbox=False)}
+    assert set(secrets) <= asked, (connector, set(secrets) - asked)
+    assert set(config) <= asked, (connector, set(config) - asked)

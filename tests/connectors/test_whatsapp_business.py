@@ -21,7 +21,7 @@ from engine.ports import OutboundRecord, SourceRecord
 from .ops_helpers import check_registered, control, map_records, read_all, sandbox, session, storm_starter
 
 CONFIG = {"phone_number_id": wa.PHONE_NUMBER_ID, "waba_id": wa.WABA_ID}
-SECRETS = {"access_token": wa.ACCESS_TOKEN}
+SECRETS = {"system_user_token": wa.ACCESS_TOKEN}
 
 
 def s(app: Any, **kw: Any) -> Any:
@@ -46,7 +46,7 @@ async def test_templates_read_across_graph_cursors() -> None:
         templates, pages = await read_all(sess, "message_templates")
     assert len({r.external_id for r in templates}) == 230 and len(pages) == 3
     assert templates[0].data["name"] == "visit_confirmation" and sess.stats.failed_calls == 0
-    async with s(app, secrets={"access_token": "bad"}) as sess:
+    async with s(app, secrets={"system_user_token": "bad"}) as sess:
         result = await sess.test_connection()
     assert not result.ok and "Invalid OAuth access token" in result.reason
 

@@ -57,7 +57,10 @@ async def test_token_renewed_once_after_expiry_and_bad_secret_explained() -> Non
         meetings, _ = await read_all(sess, "meetings", between=expire)
     assert len(meetings) == 620 and sess.stats.refreshes == 1
     assert app.state.sandbox.token_grants == {"account_credentials": 2}
-    async with s(app, secrets={**SECRETS, "client_secret": "wrong"}) as sess:
+    async with s(app, secrets={"client_id": "practice", "client_secret": "mode"}) as sess:
+        assert (await sess.test_connection()).ok  # practice mode: any client, like the shared OAuth sandbox
+    strict = sandbox("zoom", records={"meetings": 5}, require_valid_client=True)
+    async with s(strict, secrets={**SECRETS, "client_secret": "wrong"}) as sess:
         result = await sess.test_connection()
     assert not result.ok and "Invalid client_id or client_secret" in result.reason
 
