@@ -23,6 +23,7 @@ from storage.audit import record_audit
 from storage.migration_plans import write_care_record
 from storage.models import (
     CareRecord,
+    CareRecordVersion,
     ExternalLink,
     FieldLineage,
     Integration,
@@ -236,10 +237,10 @@ def run_detail(session: Session, run_id: str) -> RunDetail | None:
     outcome_counts = {o: int(n) for o, n in session.exec(
         select(RecordOutcome.outcome, func.count()).where(RecordOutcome.run_id == run_id)
         .group_by(RecordOutcome.outcome)).all()}
-    written = outcome_counts.get("written", 0) > 0 or bool(run.counts.get("written"))
+    wrote = session.exec(select(CareRecordVersion.id).where(CareRecordVersion.run_id == run_id).limit(1)).first()
     return RunDetail(run, integration.name if integration else run.integration_id, events, errors, outcome_counts,
                      rollback_possible=run.status in (RunStatus.SUCCEEDED.value, RunStatus.FAILED.value,
-                                                      RunStatus.CANCELLED.value) and written)
+                                                      RunStatus.CANCELLED.value) and wrote is not None)
 
 
 def outcomes_page(session: Session, run_id: str, page: int = 1, page_size: int = 20,

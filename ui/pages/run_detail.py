@@ -19,7 +19,8 @@ from ui.layout import frame
 
 OUTCOME_PAGE = 20
 ACTIVE = ("queued", "running", "waiting", "paused")
-OUTCOME_LABELS = {"": "All outcomes", "written": "Written", "unchanged": "Unchanged", "skipped": "Skipped",
+OUTCOME_LABELS = {"": "All outcomes", "created": "Created", "updated": "Updated", "written": "Written",
+                  "unchanged": "Unchanged", "skipped": "Skipped",
                   "failed": "Failed", "conflict": "Conflict", "deleted": "Deleted"}
 
 
@@ -70,8 +71,14 @@ async def run_page(run_id: str) -> None:
                                          ("Duration", seconds_text(duration))]:
                         ui.label(label).classes("text-sm text-slate-700")
                         ui.label(value)
-                counts = ", ".join(f"{k} {v}" for k, v in sorted(run.counts.items()))
+                counts = ", ".join(f"{k} {v}" for k, v in sorted(run.counts.items()) if isinstance(v, int | float))
                 ui.label(f"Records: {counts or 'none yet'}").mark("run-counts")
+                streams = run.counts.get("streams")
+                if isinstance(streams, dict):
+                    for stream, per in sorted(streams.items()):
+                        if isinstance(per, dict):
+                            ui.label(f"{stream}: " + ", ".join(f"{k} {v}" for k, v in sorted(per.items()) if v)
+                                     ).classes("text-sm text-slate-700")
                 if run.error:
                     ui.label(run.error).classes("text-red-800")
                 if detail.rollback_possible and has_role(("admin",)):
