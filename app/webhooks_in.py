@@ -439,11 +439,13 @@ def _run_covers(app: AppContext, run_id: str, params: dict[str, Any]) -> bool:
 
 
 async def sweep_inbound(ctx: dict[str, Any]) -> int:
-    """arq cron: queue again events whose job was lost (Redis emptied, enqueue failed)."""
+    """arq cron: queue again events whose job was lost (Redis emptied, enqueue failed); forget processed
+    events older than the de-duplication window."""
     app: AppContext = ctx.get("app") or get_context()
 
     def pending() -> list[str]:
         with app.db.session() as session:
+            store.purge_inbound(session)  # processed events past the 8-day de-duplication window
             return [e.delivery_id for e in store.unprocessed_inbound(session)]
 
     ids = await asyncio.to_thread(pending)
