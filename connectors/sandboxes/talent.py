@@ -15,6 +15,7 @@ from connectors.sandboxes import (
     linkedin_talent,
     moodle,
     reed,
+    small_improvements,
     successfactors,
     talentlms,
     workday,
@@ -33,4 +34,5 @@ TALENT_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "lattice": lattice.create_app,
     "fifteen_five": fifteen_five.create_app,
     "culture_amp": culture_amp.create_app,
+    "small_improvements": small_improvements.create_app,
 }
