@@ -57,6 +57,11 @@ STORE_ROOMS = tuple(f"{home} - Store Room" for home in CARE_HOMES)
 PO_STATUSES = ("DRAFT", "AUTHORISED", "ORDERED", "RECEIVING", "COMPLETED", "COMPLETED", "VOIDED")
 
 
+def uk_phone(r: Any) -> str:
+    """A UK number from Ofcom's drama ranges (valid, never a real line): Leeds, Manchester or London."""
+    return r.choice(("0113 496 0{:03d}", "0161 496 0{:03d}", "020 7946 0{:03d}")).format(r.randrange(1000))
+
+
 def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
@@ -116,7 +121,7 @@ def _supplier(seed: int, i: int, at: datetime) -> dict[str, Any]:
     return {"ID": supplier_id(seed, i), "Name": _supplier_name(i), "Currency": "GBP", "PaymentTerm": "30 days",
             "AccountPayable": "800", "TaxRule": "20% (VAT on Expenses)", "Status": "Active", "TaxNumber":
             f"GB{r.randrange(100_000_000, 999_999_999)}",
-            "Contacts": [{"Name": contact, "Phone": r.choice(p.phones), "Email":
+            "Contacts": [{"Name": contact, "Phone": uk_phone(r), "Email":
                           f"orders{i}@example.co.uk", "Default": True}],
             "Addresses": [{"Line1": r.choice(p.streets), "City": r.choice(p.towns), "Postcode": r.choice(p.postcodes),
                            "Country": "United Kingdom", "Type": "Billing", "DefaultForType": True}],

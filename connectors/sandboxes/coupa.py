@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from connectors.sandboxes.cin7 import PRODUCTS
+from connectors.sandboxes.cin7 import PRODUCTS, uk_phone
 from connectors.sandboxes.common import (
     CARE_HOMES,
     SUPPLIERS,
@@ -70,7 +70,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
                 "name": name, "display-name": name, "number": f"SUP-{i + 1:04d}", "status": "active",
                 "po-method": r.choice(("email", "cxml", "prompt")), "po-email": f"orders{i}@example.co.uk",
                 "primary-contact": {"name-given": first, "name-family": last, "email": f"{first}.{last}@example.co.uk"
-                                    .lower(), "phone-work": {"number": r.choice(p.phones)}}}
+                                    .lower(), "phone-work": {"number": uk_phone(r)}}}
 
     def order(i: int, at: datetime) -> dict[str, Any]:
         r = rng_for(seed, "purchase_orders", i)

@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from connectors.sandboxes.cin7 import PRODUCTS, STORE_ROOMS
+from connectors.sandboxes.cin7 import PRODUCTS, STORE_ROOMS, uk_phone
 from connectors.sandboxes.common import (
     SUPPLIERS,
     Dataset,
@@ -65,11 +65,10 @@ def _warehouse(seed: int, i: int, at: datetime) -> dict[str, Any]:
 
 def _supplier(seed: int, i: int, at: datetime) -> dict[str, Any]:
     r = rng_for(seed, "suppliers", i)
-    p = pools(seed)
     name = SUPPLIERS[i % len(SUPPLIERS)] + ("" if i < len(SUPPLIERS) else f" ({i // len(SUPPLIERS) + 1})")
     return {"Guid": stable_uuid(seed, "suppliers", i), "SupplierCode": f"SUP{i + 1:04d}", "SupplierName": name,
             "GSTVATNumber": f"GB{r.randrange(100_000_000, 999_999_999)}", "Email": f"orders{i}@example.co.uk",
-            "PhoneNumber": r.choice(p.phones), "Currency": {"CurrencyCode": "GBP", "Description": "United Kingdom, "
+            "PhoneNumber": uk_phone(r), "Currency": {"CurrencyCode": "GBP", "Description": "United Kingdom, "
                                                             "Pounds"}, "Obsolete": False, "LastModifiedOn": ms_json(at)}
 
 

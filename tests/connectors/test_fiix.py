@@ -88,7 +88,7 @@ async def test_storms_mid_read_end_with_every_record(storm: str) -> None:
 
 
 async def test_mappings_compile_and_map_sandbox_records() -> None:
-    app = sandbox("fiix", records={"work_orders": 40, "assets": 40})
+    app = sandbox("fiix", records={"work_orders": 40, "assets": 40, "purchase_orders": 30})
     async with s(app) as sess:
         orders = await sess.sample("work_orders", 40)
         assets = await sess.sample("assets", 40)
@@ -97,3 +97,8 @@ async def test_mappings_compile_and_map_sandbox_records() -> None:
     assert jobs[0]["assetRef"].startswith("2") and jobs[0]["reportedAt"] == "2024-01-01T00:00:00+00:00"
     kit = map_records("fiix", "Asset", assets, stream="assets")
     assert kit[0]["tag"] == "AST-00001" and kit[0]["site"] == fiix.CARE_HOMES[0]
+    async with s(app) as sess:
+        orders = await sess.sample("purchase_orders", 30)
+    pos = map_records("fiix", "PurchaseOrder", orders, stream="purchase_orders")
+    assert pos[0]["number"] == "1000" and isinstance(pos[0]["totalPence"], int)
+    assert {p["status"] for p in pos} <= {"draft", "ordered", "received", "cancelled"}

@@ -28,7 +28,7 @@ from connectors.sandboxes import (
 )
 from connectors.sandboxes.operations import OPERATIONS_SANDBOXES
 
-from .ops_helpers import fast_rules, manifest
+from .ops_helpers import fast_rules, manifest, map_records
 
 CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {  # connector: (stream, config, secrets)
     "microsoft_teams": ("channel_messages", {"tenant_id": microsoft_teams.TENANT_ID, "team_id": microsoft_teams.TEAM_ID,
@@ -88,3 +88,21 @@ def test_connection_form_asks_for_every_secret_the_connector_uses(connector: str
     asked = {f.name for f in form_fields(manifest(connector), sandbox=False)}
     assert set(secrets) <= asked, (connector, set(secrets) - asked)
     assert set(config) <= asked, (connector, set(config) - asked)
+
+
+SUPPLIER_STREAMS = {"cin7": "suppliers", "unleashed": "suppliers", "brightpearl": "suppliers", "coupa": "suppliers"}
+
+
+@pytest.mark.parametrize("connector", sorted(SUPPLIER_STREAMS))
+async def test_suppliers_map_to_contacts(hub: FastAPI, connector: str) -> None:
+    stream = SUPPLIER_STREAMS[connector]
+    _s, config, secrets = CASES[connector]
+    m = manifest(connector)
+    assert m.streams[stream].care_type == "Contact"
+    async with ConnectorSession(m, config, secrets, base_url=f"http://hub/sandbox/{connector}",
+                                transport=httpx.ASGITransport(app=hub), connection_id=f"contacts-{connector}",
+                                error_rules=fast_rules(m), rate_limits=RateLimits()) as sess:
+        records = await sess.sample(stream, 25)
+    contacts = map_records(connector, "Contact", records, stream=stream)
+    assert len(contacts) == len(records) > 0
+    assert all(c["kind"] == "supplier" and c["name"] and c["status"] in {"active", "inactive"} for c in contacts)
