@@ -9,6 +9,7 @@ list, ``ModifiedSince``/``UpdatedSince`` filters, a ``Search`` filter on purchas
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -57,7 +58,7 @@ STORE_ROOMS = tuple(f"{home} - Store Room" for home in CARE_HOMES)
 PO_STATUSES = ("DRAFT", "AUTHORISED", "ORDERED", "RECEIVING", "COMPLETED", "COMPLETED", "VOIDED")
 
 
-def uk_phone(r: Any) -> str:
+def uk_phone(r: random.Random) -> str:
     """A UK number from Ofcom's drama ranges (valid, never a real line): Leeds, Manchester or London."""
     return r.choice(("0113 496 0{:03d}", "0161 496 0{:03d}", "020 7946 0{:03d}")).format(r.randrange(1000))
 
