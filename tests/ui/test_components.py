@@ -160,3 +160,31 @@ def test_every_credential_a_manifest_uses_is_asked_for() -> None:
             assert expected <= names, (connector.id, sandbox, expected - names)
             if sandbox:
                 assert "environment" not in names
+
+
+def test_filters_and_two_way_flags_travel_with_the_design() -> None:
+    from engine.mapping import FilterOperator
+
+    d = draft()
+    d.map("Name", "name")
+    d.set_bidirectional("name", True)
+    d.add_filter("EmailAddress", FilterOperator.EXISTS)
+    design = d.to_design()
+    assert design.mappings[0].bidirectional and design.filters[0].field == "EmailAddress"
+    compiled = compile_design(design)
+    assert compiled.apply({"Name": "Jo"}).skipped_reason
+    other = draft()
+    other.load(design.model_dump(by_alias=True, mode="json"))
+    assert other.filters == design.filters
+    other.remove_filter(0)
+    assert other.filters == [] and other.dirty
+
+
+def test_filter_values_and_sentences() -> None:
+    from ui.components.transforms import filter_sentence, filter_value
+
+    assert filter_value("AUTHORISED, PAID", "in", "string") == ["AUTHORISED", "PAID"]
+    assert filter_value("yes", "equals", "boolean") is True
+    assert filter_value("100", "gt", "string") == 100
+    assert filter_value("", "exists", "string") is None
+    assert filter_sentence("Status", "in", ["AUTHORISED", "PAID"]) == "Only records whose Status is one of AUTHORISED, PAID"

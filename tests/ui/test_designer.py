@@ -236,3 +236,26 @@ async def test_invoice_lines_are_a_list_target_mapped_item_by_item(user: User, d
         box.value = "description = Description; quantity = Quantity"  # type: ignore[attr-defined]
     await user.should_not_see(marker="compile-problem")
     await user.should_see("Xero's LineItems becomes the invoice's lines")
+
+
+async def test_two_way_fields_and_record_filters(user: User, db: Any) -> None:
+    integration_id = await open_designer(user, db)
+    user.find(marker="tgt:name").trigger("drop", "src:1")
+    await user.should_see(marker="two-way:name")
+    user.find(marker="two-way:name").click()
+    await user.should_see("changes in WriteCareNotes are written back")
+    await user.should_see(marker="no-filters")
+    with user:
+        user.find(marker="filter-field").elements.pop().value = "IsCustomer"  # type: ignore[attr-defined]
+    user.find(marker="filter-value").type("yes")
+    user.find(marker="add-filter").click()
+    await user.should_see("Only records whose IsCustomer is yes.")
+    user.find(marker="run-preview").click()
+    await user.should_see(marker="preview-summary")
+    await user.should_see("skipped:")  # suppliers are left out, with the reason
+    user.find(marker="save-design").click()
+    await user.should_see("Saved version: 1")
+    with db.session() as s:
+        saved = design_history(s, integration_id=integration_id, stream="contacts", care_type="Contact")[0].design
+    assert saved["filters"] == [{"field": "IsCustomer", "operator": "equals", "value": True}]
+    assert saved["mappings"][0]["bidirectional"] is True

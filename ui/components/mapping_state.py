@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.caretypes import CareField, CareType, FieldType
-from engine.mapping.models import FieldMapping, MappingDesign, TransformStep
+from engine.mapping.models import (
+    DataFilter,
+    FieldMapping,
+    FilterOperator,
+    MappingDesign,
+    TransformationRule,
+    TransformStep,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,8 @@ class MappingDraft:
     sources: list[SourceField]
     key_field: str | None = None
     mappings: dict[str, FieldMapping] = field(default_factory=dict)
+    filters: list[DataFilter] = field(default_factory=list)
+    rules: list[TransformationRule] = field(default_factory=list)  # kept from templates; edited via the API
     selected_source: str | None = None
     base_version: int = 0
     dirty: bool = False
@@ -194,6 +203,26 @@ class MappingDraft:
             self.mappings[target] = updated
         self.dirty = True
 
+    def set_bidirectional(self, target: str, on: bool) -> None:
+        """Also write changes of this field back to the other system (needs a reversible transformation)."""
+        old = self.mappings.get(target)
+        if old is None:
+            raise KeyError(f"{target!r} is not mapped yet")
+        self.mappings[target] = old.model_copy(update={"bidirectional": bool(on)})
+        self.dirty = True
+
+    def add_filter(self, source: str, operator: FilterOperator, value: Any = None, description: str | None = None) -> None:
+        """Only sync records whose ``source`` field passes this test; the others are skipped with a reason."""
+        if self.source(source) is None:
+            raise KeyError(f"no source field {source!r}")
+        self.filters.append(DataFilter(field=source, operator=operator, value=value, description=description))
+        self.dirty = True
+
+    def remove_filter(self, index: int) -> None:
+        """Drop one record filter."""
+        del self.filters[index]
+        self.dirty = True
+
     def accept(self, suggestion: FieldMapping) -> None:
         """Accept one suggested mapping."""
         self.mappings[suggestion.target_field] = suggestion
@@ -206,12 +235,16 @@ class MappingDraft:
         ordered = [self.mappings[t.path] for t in self.targets if t.path in self.mappings]
         ordered += [m for p, m in self.mappings.items() if self.target(p) is None]
         return MappingDesign(connector=self.connector, stream=self.stream, care_type=self.care_type.name,
-                             mappings=ordered, key_field=self.key_field, version=self.base_version or 1)
+                             mappings=ordered, filters=list(self.filters), transformation_rules=list(self.rules),
+                             key_field=self.key_field,
+                             version=self.base_version or 1)
 
     def load(self, design: MappingDesign | Mapping[str, Any], version: int = 0) -> None:
         """Replace the draft's mappings with a saved design."""
         d = design if isinstance(design, MappingDesign) else MappingDesign.model_validate(dict(design))
         self.mappings = {m.target_field: m for m in d.mappings}
+        self.filters = list(d.filters)
+        self.rules = list(d.transformation_rules)
         self.key_field = d.key_field or self.key_field
         self.base_version = version or d.version
         self.selected_source = None

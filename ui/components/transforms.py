@@ -102,3 +102,31 @@ def parse_arg(text: str, kind: str) -> Any:
         except ValueError:
             return text
     return text
+
+
+OPERATOR_WORDS: dict[str, str] = {
+    "equals": "is", "not_equals": "is not", "in": "is one of", "not_in": "is not one of",
+    "exists": "is filled in", "missing": "is empty", "contains": "contains", "gt": "is more than",
+    "gte": "is at least", "lt": "is less than", "lte": "is at most",
+}
+NO_VALUE_OPERATORS = {"exists", "missing"}
+
+
+def filter_value(text: str, operator: str, source_type: str) -> Any:
+    """Read a filter's value as typed: lists for 'one of', numbers and yes/no where the source field has them."""
+    if operator in NO_VALUE_OPERATORS:
+        return None
+    if operator in ("in", "not_in"):
+        return parse_arg(text, "list") or []
+    kind = {"boolean": "boolean", "integer": "number", "number": "number"}.get(source_type, "string")
+    if operator in ("gt", "gte", "lt", "lte") and kind == "string":
+        kind = "number" if text.strip().replace(".", "", 1).lstrip("-").isdigit() else "string"
+    return parse_arg(text, kind)
+
+
+def filter_sentence(field: str, operator: str, value: Any) -> str:
+    """"Only records whose Status is one of AUTHORISED, PAID"."""
+    words = OPERATOR_WORDS.get(operator, operator)
+    if operator in NO_VALUE_OPERATORS:
+        return f"Only records whose {field} {words}"
+    return f"Only records whose {field} {words} {describe_arg(value)}"

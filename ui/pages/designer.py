@@ -13,6 +13,7 @@ from engine.caretypes import CARE_TYPES
 from engine.mapping import (
     FUNCTIONS,
     FieldMapping,
+    FilterOperator,
     MappingDesign,
     MappingError,
     PreviewResult,
@@ -43,7 +44,15 @@ from ui.components import theme
 from ui.components.connector_access import manifest, mapping_template, session_for_integration
 from ui.components.mapping_state import MappingDraft, TargetField
 from ui.components.samples import MASKED_SENSITIVITY, first_sample, sample_values, short, source_fields
-from ui.components.transforms import arg_text, example_text, function_options, parse_arg
+from ui.components.transforms import (
+    OPERATOR_WORDS,
+    arg_text,
+    example_text,
+    filter_sentence,
+    filter_value,
+    function_options,
+    parse_arg,
+)
 from ui.layout import frame
 from ui.services import services
 
@@ -170,6 +179,9 @@ class Designer:
                             "role=heading aria-level=3")
                         self.targets_panel()
                 with ui.card().classes("w-full"):
+                    ui.label("Which records").classes("text-lg font-semibold").props("role=heading aria-level=3")
+                    self.filters_panel()
+                with ui.card().classes("w-full"):
                     ui.label("What this mapping does").classes("text-lg font-semibold").props(
                         "role=heading aria-level=3")
                     self.explanation()
@@ -189,6 +201,7 @@ class Designer:
         self.status_area.refresh()
         self.suggestions.refresh()
         self.versions_panel.refresh()
+        self.filters_panel.refresh()
 
     def _toggle_advanced(self, e: Any) -> None:
         self.advanced = bool(e.value)
@@ -433,6 +446,9 @@ class Designer:
                  f"Remove the mapping of {t.label}").mark(f"unmap:{t.path}")
         if src:
             self._transform_picker(t, mapping)
+            ui.checkbox(f"Also send changes made in WriteCareNotes back to {self.connector.name}",
+                        value=mapping.bidirectional,
+                        on_change=lambda e, p=t.path: self._two_way(p, bool(e.value))).mark(f"two-way:{t.path}")
 
     def _transform_picker(self, t: TargetField, mapping: Any) -> None:
         steps = mapping.transformation
@@ -460,6 +476,54 @@ class Designer:
                     "dense debounce=600").classes("w-full")
                 if a.type == "mapping":
                     box.props('hint="One pair per line or separated by ;, like ACCREC = sales"')
+
+    def _two_way(self, target: str, on: bool) -> None:
+        self.draft.set_bidirectional(target, on)
+        self.explanation.refresh()
+        self.status_area.refresh()
+
+    @ui.refreshable_method
+    def filters_panel(self) -> None:
+        """Record filters in words, each removable, and a row to add one."""
+        d = self.draft
+        if not d.filters:
+            ui.label("Every record is synced.").mark("no-filters")
+        for i, f in enumerate(d.filters):
+            with ui.row().classes("items-center gap-2").mark(f"filter-{i}"):
+                ui.label(filter_sentence(f.field, f.operator.value, f.value) + ".")
+                aria(ui.button("Remove", icon="delete", on_click=lambda i=i: self._remove_filter(i)).props(
+                    "flat dense no-caps"), f"Remove the rule: {filter_sentence(f.field, f.operator.value, f.value)}")
+        choice: dict[str, Any] = {"field": None, "operator": "equals", "value": ""}
+        with ui.row().classes("items-end gap-2 w-full"):
+            ui.select({s.name: s.name for s in d.sources}, label="Only records whose",
+                      on_change=lambda e: choice.__setitem__("field", e.value)).classes("w-64").mark("filter-field")
+            ui.select(OPERATOR_WORDS, value="equals", label="Test",
+                      on_change=lambda e: choice.__setitem__("operator", e.value)).classes("w-48").mark("filter-op")
+            ui.input("Value (for 'one of': separate with commas)",
+                     on_change=lambda e: choice.__setitem__("value", e.value or "")).classes("w-72").mark(
+                "filter-value")
+            ui.button("Add rule", icon="filter_alt", on_click=lambda: self._add_filter(choice)).props(
+                "outline no-caps").mark("add-filter")
+
+    def _add_filter(self, choice: dict[str, Any]) -> None:
+        source = self.draft.source(str(choice.get("field") or ""))
+        if source is None:
+            ui.notify("Choose the field the rule looks at.", type="warning")
+            return
+        operator = str(choice.get("operator") or "equals")
+        try:
+            value = filter_value(str(choice.get("value") or ""), operator, source.type)
+        except ValueError as exc:
+            ui.notify(f"That value does not fit: {exc}", type="warning")
+            return
+        self.draft.add_filter(source.name, FilterOperator(operator), value)
+        self.filters_panel.refresh()
+        self.explanation.refresh()
+
+    def _remove_filter(self, index: int) -> None:
+        self.draft.remove_filter(index)
+        self.filters_panel.refresh()
+        self.explanation.refresh()
 
     def _pick(self, target: str, function: str | None) -> None:
         self.draft.set_transform(target, function or None)
