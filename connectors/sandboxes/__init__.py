@@ -29,6 +29,7 @@ from connectors.sandboxes import (
     sage,
     scr,
     slack,
+    smart_fhir,
     staffology,
     when_i_work,
     xero,
@@ -62,6 +63,7 @@ SANDBOXES.update(OPERATIONS_SANDBOXES)
 SANDBOXES.update(TALENT_SANDBOXES)
 SANDBOXES.update({"gp_connect": gp_connect.create_app, "nhs_scr": scr.create_app, "mesh": mesh.create_app,
                   "open_banking": open_banking.create_app})
+SANDBOXES.update({"cerner": smart_fhir.create_cerner_app, "epic": smart_fhir.create_epic_app})
 
 
 def mount_sandboxes(app: FastAPI, prefix: str = "/sandbox", config: SandboxConfig | None = None,
