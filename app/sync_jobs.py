@@ -101,8 +101,9 @@ async def enqueue_run(db: Database, redis: ArqRedis, integration_id: str, trigge
     """Start a sync of an integration (manual, scheduled, webhook, retry or migration) and return the run id.
 
     One run per integration at a time: when a run is already queued, running, waiting or paused, its id is
-    returned instead. ``params``: ``full`` (ignore checkpoints), ``record_ids`` (retry those), anything else
-    the caller wants on the run.
+    returned instead. ``params``: ``full`` (read every stream from the start, ignoring checkpoints),
+    ``retry_failed`` (send again the records whose outbound writes are in the errors inbox; they are resolved
+    when they succeed), ``streams`` (limit the run to these), anything else the caller wants on the run.
     """
     run, created = await _io(runrepo.create_run, db, integration_id, trigger, params, requested_by)
     if created:
@@ -318,6 +319,9 @@ class AsyncCareStore:
                              limit: int) -> OutboundBatch:
         return await _io(self.s.outbound_batch, stream, care_type, checkpoint, limit)
 
+    async def failed_outbound(self, stream: str, care_type: str, limit: int) -> OutboundBatch:
+        return await _io(self.s.failed_outbound, stream, care_type, limit)
+
     async def mark_pending(self, stream: str, candidates: Sequence[OutboundCandidate]) -> None:
         await _io(self.s.mark_pending, stream, candidates)
 
@@ -408,13 +412,18 @@ def _load(db: Database, run: SyncRun) -> _Loaded:
             "field_owners": o.field_owners, "delete_policy": o.delete_policy}
         rule = effective_ownership(integ.operation_mode, override, cfg.sync_direction if override is None else None)
         deleted_when = entry.get("deleted_when") or {}
-        plans.append(StreamPlan(stream, care_type, rule, build_mapper(d.design),
+        try:
+            mapper = build_mapper(d.design)
+        except ValueError as exc:  # MappingError: a saved design that no longer compiles
+            raise RunFailed(f"the mapping design for {stream} -> {care_type} is not valid: {exc}") from exc
+        plans.append(StreamPlan(stream, care_type, rule, mapper,
                                 deletes=str(entry.get("deletes") or "flag"),
                                 deleted_field=deleted_when.get("field") or None,
                                 deleted_values=frozenset(deleted_when.get("values") or ())))
     policy = RetryPolicy.from_config(cfg.retry_policy)
     options = RunOptions(run_id=run.id, integration_id=integ.id, full=bool(run.params.get("full")),
                          approved=bool(run.params.get("approved")), batch_size=max(1, cfg.batch_size),
+                         retry_failed=bool(run.params.get("retry_failed")),
                          error_threshold=cfg.error_threshold, max_change_share=cfg.max_change_share,
                          pause_on_empty_read=cfg.pause_on_empty_read, policy=policy)
     return _Loaded(integ, cfg, plans, options)

@@ -547,6 +547,43 @@ class CareStore:
                     updated_at=aware(rec.updated_at), in_review=rid in review, deleted=rec.deleted_at is not None))
             return OutboundBatch(out, new_cp, exhausted=len(rows) < limit)
 
+    def failed_outbound(self, stream: str, care_type: str, limit: int) -> OutboundBatch:
+        """Records whose outbound write failed (open errors in the inbox), offered again at their current
+        version; no checkpoint moves. Successful ones resolve their errors in :meth:`commit_outbound`."""
+        with self.db.session() as s:
+            ids = list(dict.fromkeys(r for r in s.execute(select(col(IntegrationError.record_id)).where(
+                col(IntegrationError.integration_id) == self.integration_id, col(IntegrationError.stream) == stream,
+                col(IntegrationError.error_type) == "vendor", col(IntegrationError.resolved) == False,  # noqa: E712
+                col(IntegrationError.resolution_action).is_(None)).order_by(col(IntegrationError.timestamp))
+            ).scalars() if r))
+        out: list[OutboundCandidate] = []
+        for rid in ids:
+            if len(out) >= limit:
+                break
+            out.extend(self._candidates(stream, [rid], care_type))
+        return OutboundBatch(out, None, exhausted=True)
+
+    def _candidates(self, stream: str, ids: Sequence[str], care_type: str) -> list[OutboundCandidate]:
+        with self.db.session() as s:
+            records = {r.id: r for r in s.execute(select(CareRecord).where(col(CareRecord.id).in_(ids))).scalars()
+                       if r.care_type == care_type}
+            links = {lk.record_id: lk for lk in s.execute(select(ExternalLink).where(
+                col(ExternalLink.integration_id) == self.integration_id, col(ExternalLink.stream) == stream,
+                col(ExternalLink.record_id).in_(ids))).scalars()}
+            out = []
+            for rid in ids:
+                rec = records.get(rid)
+                if rec is None:
+                    continue
+                link = links.get(rid)
+                out.append(OutboundCandidate(
+                    record_id=rid, version=rec.version, values=dict(rec.data or {}), content_hash=rec.content_hash,
+                    external_id=link.external_id if link is not None and not link.deleted else None,
+                    synced_hash=link.content_hash if link is not None else None, last_writer_integration="",
+                    idempotency_key=idempotency_key(self.integration_id, rid, rec.version),
+                    updated_at=aware(rec.updated_at), deleted=rec.deleted_at is not None))
+            return out
+
     def mark_pending(self, stream: str, candidates: Sequence[OutboundCandidate]) -> None:
         """Record the writes about to go out (committed before the vendor sees them)."""
         with self.db.session() as s:
@@ -599,6 +636,12 @@ class CareStore:
                         w.status, w.external_id, w.error = "done", ext, ""
                         s.add(w)
                     counts.written += 1
+                    s.execute(update(IntegrationError).execution_options(synchronize_session=False).where(
+                        col(IntegrationError.integration_id) == self.integration_id,
+                        col(IntegrationError.record_id) == c.record_id, col(IntegrationError.error_type) == "vendor",
+                        col(IntegrationError.resolved) == False)  # noqa: E712
+                        .values(resolved=True, resolution_action="retried", resolved_at=utcnow(), resolved_by="sync",
+                                resolution_note=f"written by run {self.run_id}"))
                     outcomes.append(self._outcome(stream, care_type, ext, c.record_id,
                                                   "updated" if c.external_id else "created", "written to the vendor"))
                 else:

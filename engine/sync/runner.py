@@ -73,6 +73,7 @@ class RunOptions:
     max_change_share: float = 0.5
     pause_on_empty_read: bool = True
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    retry_failed: bool = False  # resend records whose outbound writes sit in the errors inbox
 
 
 class RunPaused(Exception):
@@ -317,8 +318,15 @@ class SyncRunner:
         cp = stored
         if options.full and (stored is None or stored.get("_run") != options.run_id):
             cp = None
+        retrying = options.retry_failed
         while True:
-            batch = await self.store.outbound_batch(plan.stream, plan.care_type, cp, options.batch_size)
+            if retrying:
+                batch = await self.store.failed_outbound(plan.stream, plan.care_type, options.batch_size)
+                if not batch.candidates:
+                    retrying = False
+                    continue
+            else:
+                batch = await self.store.outbound_batch(plan.stream, plan.care_type, cp, options.batch_size)
             if not batch.candidates:
                 if batch.checkpoint is not None and batch.checkpoint != cp:
                     await self.store.save_checkpoint(plan.stream, OUTBOUND, batch.checkpoint)
@@ -373,6 +381,10 @@ class SyncRunner:
                 raise _Retryable(Failure(FailureKind.TRANSIENT, f"{len(retry)} writes to retry: "
                                                                 f"{first.error_message or first.error_code}"))
             self._check_threshold(options)
+            if retrying:
+                if counts.written == 0:  # every retried record failed again: they stay in the inbox
+                    retrying = False
+                continue
             cp = batch.checkpoint
             if batch.exhausted:
                 return

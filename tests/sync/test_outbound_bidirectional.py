@@ -83,6 +83,15 @@ async def test_partial_batch_failure_goes_to_error_queue(ctx, arq, redis_url):
         await drain(ctx, redis_url)
         assert runrepo.get_run(db, run2).counts.get("written", 0) == 0 and sb.state.calls == calls
         assert created_at_vendor(sb) == 50 - failed
+        # Retrying the failed ones from the errors inbox writes exactly those, once, and resolves them.
+        run3 = await enqueue_run(db, arq, integ, "retry", {"retry_failed": True})
+        await drain(ctx, redis_url)
+        r3 = runrepo.get_run(db, run3)
+        assert r3.status == "succeeded" and r3.counts["written"] == failed
+        assert created_at_vendor(sb) == 50
+        with db.session() as s:
+            open_errors = s.execute(select(IntegrationError).where(IntegrationError.resolved == False)).scalars().all()  # noqa: E712
+        assert open_errors == []
 
 
 async def _bidirectional_setup(ctx, arq, redis_url, sb, ownership):

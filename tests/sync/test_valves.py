@@ -72,3 +72,24 @@ async def test_mass_change_pauses_before_changing(ctx, arq, redis_url):
         await drain(ctx, redis_url)
         run = runrepo.get_run(db, run_id)
         assert run.status == "succeeded" and run.counts["updated"] == 30
+
+
+async def test_error_threshold_aborts_the_run(ctx, arq, redis_url):
+    from sqlalchemy import select
+
+    from storage.models import MappingDesign
+
+    db = ctx.db
+    with xero_sandbox(contacts=250) as sb:
+        integ = make_integration(db, ctx.box, sb, error_threshold=20)
+        with db.session() as s:  # a required field the vendor never sends: every record fails validation
+            d = s.execute(select(MappingDesign).where(MappingDesign.integration_id == integ)).scalar_one()
+            d.design = {**d.design, "mappings": [{**m, "required": True} if m.get("targetField") == "vatNumber" else m
+                                                 for m in d.design["mappings"]]}
+            s.add(d)
+        run_id = await enqueue_run(db, arq, integ, "manual")
+        await drain(ctx, redis_url)
+        run = runrepo.get_run(db, run_id)
+        assert run.status == "failed" and "error threshold" in run.error
+        assert run.counts["failed"] == 100  # stopped after the first page, every failure in the inbox
+        assert len(runrepo.run_errors(db, run_id)) == 101  # 100 validation errors + the run's own
