@@ -191,9 +191,11 @@ class RunRow:
     error: str
 
 
-def runs_page(session: Session, flt: TimelineFilter, page: int = 1, page_size: int = 25) -> tuple[list[RunRow], int]:
-    """One page of the runs in the window, newest first, with the total for the pager."""
-    names = integration_names(session)
+def runs_page(session: Session, flt: TimelineFilter, page: int = 1, page_size: int = 25, *,
+              total: int | None = None, names: dict[str, str] | None = None) -> tuple[list[RunRow], int]:
+    """One page of the runs in the window, newest first, with the total for the pager (counted unless
+    the caller already knows it)."""
+    names = names if names is not None else integration_names(session)
     counts = col(SyncRun.counts)
     query = (sa_select(*_cols(SyncRun.id, SyncRun.integration_id, SyncRun.status, SyncRun.trigger, SyncRun.queued_at,
                     SyncRun.started_at, SyncRun.finished_at, counts["read"].as_integer(),
@@ -206,7 +208,7 @@ def runs_page(session: Session, flt: TimelineFilter, page: int = 1, page_size: i
         duration = (finished_at - started_at).total_seconds() if started_at and finished_at else None
         rows.append(RunRow(rid, names.get(iid, iid), status, trigger, aware(queued) or utcnow(), duration,
                            int(read or 0), int(written or 0), int(failed or 0), error))
-    return rows, count_runs(session, flt)
+    return rows, count_runs(session, flt) if total is None else total
 
 
 # ---------------------------------------------------------------- run detail

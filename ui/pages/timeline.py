@@ -59,7 +59,7 @@ def load_view(session: Session, flt: oq.TimelineFilter, period: str, page: int) 
     else:
         view.bucket_seconds = oq.BUCKETS.get(period, 86400)
         view.buckets = oq.timeline_buckets(session, flt, view.bucket_seconds)
-    view.rows, _ = oq.runs_page(session, flt, page, PAGE_SIZE)
+    view.rows, _ = oq.runs_page(session, flt, page, PAGE_SIZE, total=view.total, names=view.names)
     return view
 
 
