@@ -56,10 +56,12 @@ async def retry_failed(integrationId: IntegrationId,
                                      error_ids=body.error_ids if body else None,
                                      error_type=body.error_type if body else None)
         ids = [e.id for e in errors]
+        params = {"error_ids": ids, "record_ids": sorted({e.record_id for e in errors if e.record_id}),
+                  "streams": sorted({e.stream for e in errors if e.stream})}
     if not ids:
         return RetryOut(run=None, errors=0)
-    run = await start_run(ctx, integration_id=integration.id, trigger=RunTrigger.RETRY.value,
-                          params={"errorIds": ids}, actor=user.email)
+    run = await start_run(ctx, integration_id=integration.id, trigger=RunTrigger.RETRY.value, params=params,
+                          actor=user.email)
     with ctx.db.session() as session:
         rows = svc.errors_to_retry(session, integration_id=integration.id, error_ids=ids)
         svc.mark_retried(session, actor=user.email, integration_id=integration.id, errors=rows, run_id=run.id)

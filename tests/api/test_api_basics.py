@@ -88,3 +88,29 @@ async def test_rate_limit(client: httpx.AsyncClient, tokens: dict[str, str]) -> 
         LIMITS.requests_per_minute = old
     assert [r.status_code for r in codes[:5]] == [200] * 5
     assert codes[6].status_code == 429 and int(codes[6].headers["retry-after"]) >= 1
+
+
+async def test_errors_inbox_retry_and_resolve(client: httpx.AsyncClient, tokens: dict[str, str], ctx: Any) -> None:
+    from storage.models import IntegrationError, SyncRun
+
+    iid = (await _configure(client, tokens["manager"]))["id"]
+    with ctx.db.session() as s:
+        s.add(IntegrationError(id="e" * 32, integration_id=iid, error_type="validation", error_message="bad VAT",
+                               record_id="INV-1", stream="invoices"))
+        s.add(IntegrationError(id="f" * 32, integration_id=iid, error_type="vendor", error_message="500"))
+    h = auth(tokens["manager"])
+    page = (await client.get(f"/integrations/{iid}/errors", params={"errorType": "validation"}, headers=h)).json()
+    assert page["total"] == 1 and page["items"][0]["errorMessage"] == "bad VAT"
+    r = await client.post(f"/integrations/{iid}/retry-failed", json={"errorIds": ["e" * 32]}, headers=h)
+    assert r.status_code == 202 and r.json()["errors"] == 1
+    with ctx.db.session() as s:
+        run = s.get(SyncRun, r.json()["run"]["id"])
+        assert run is not None and run.trigger == "retry"
+        assert run.params["record_ids"] == ["INV-1"] and run.params["streams"] == ["invoices"]
+    r = await client.put(f"/integrations/{iid}/resolve-error", json={"errorId": "f" * 32,
+                                                                    "resolutionAction": "ignored"}, headers=h)
+    assert r.status_code == 200 and r.json()["resolved"] is True
+    resolved = (await client.get(f"/integrations/{iid}/errors", params={"state": "resolved"}, headers=h)).json()
+    assert [e["id"] for e in resolved["items"]] == ["f" * 32]
+    history = (await client.get(f"/integrations/{iid}/sync-history", headers=h)).json()
+    assert history["total"] == 1 and history["items"][0]["trigger"] == "retry"
