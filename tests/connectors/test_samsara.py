@@ -118,3 +118,17 @@ async def test_mappings_compile_and_map_sandbox_records() -> None:
     journeys = map_records("samsara", "Trip", trips, stream="trips")
     assert all(j["vehicleRef"].startswith("2814749767") for j in journeys)
     assert isinstance(journeys[0]["distanceKm"], int | float) and journeys[0]["start"] < journeys[0]["end"]
+
+
+async def test_trips_incremental_read_by_update_time() -> None:
+    app = sandbox("samsara", records={"vehicles": 5, "trips": 260})
+    data = app.state.sandbox.datasets["trips"]
+    async with s(app) as sess:
+        trips, pages = await read_all(sess, "trips")
+        cp = pages[-1].checkpoint
+        late = {**(data.get(trips[3].external_id) or {}), "id": "9999001", "completionStatus": "completed"}
+        at = data.put("9999001", late)
+        late["updatedAtTime"] = samsara._iso(at)
+        again, _ = await read_all(sess, "trips", cp)
+    # startTime with queryBy=updatedAtTime is "at or after": the newest trip of the last read comes again
+    assert [r.external_id for r in again] == [trips[-1].external_id, "9999001"]
