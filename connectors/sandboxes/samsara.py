@@ -120,23 +120,23 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
                 "createdAtTime": _iso(at - timedelta(days=400)), "updatedAtTime": _iso(at)}
 
     def trip(i: int, at: datetime) -> dict[str, Any]:
+        # TripResponseBody: no id, driver or distance; a vehicle's trips never overlap (one every 7 x n minutes)
         r = rng_for(seed, "trips", i)
-        vi = r.randrange(max(1, n_vehicles))
+        vi = i % max(1, n_vehicles)
         v = vehicle(vi, at)
-        start = at - timedelta(minutes=r.randrange(30, 240))
-        there = r.choice(PLACES)
+        start = at - timedelta(minutes=r.randrange(3, max(4, 7 * max(1, n_vehicles) - 1)))
         home = CARE_HOMES[vi % len(CARE_HOMES)]
 
         def place(address: str) -> dict[str, Any]:
-            return {"latitude": round(53.8 + r.uniform(-0.2, 0.2), 6), "longitude": round(-1.55 + r.uniform(-0.3, 0.3),
-                                                                                          6),
+            return {"latitude": round(53.8 + r.uniform(-0.2, 0.2), 6),
+                    "longitude": round(-1.55 + r.uniform(-0.3, 0.3), 6),
                     "address": {"formattedAddress": address}}
 
-        return {"id": str(TRIP_BASE + i), "asset": {"id": v["id"], "name": v["name"], "type": "vehicle"},
-                "driver": driver(r), "tripStartTime": _iso(start), "tripEndTime": _iso(at),
-                "startLocation": place(f"{home}, Leeds"), "endLocation": place(there),
-                "distanceMeters": float(r.randrange(2_000, 95_000)), "completionStatus": "completed",
-                "createdAtTime": _iso(start), "updatedAtTime": _iso(at)}
+        return {"asset": {"id": v["id"], "name": v["name"], "type": "vehicle",
+                          "externalIds": v["externalIds"]},
+                "tripStartTime": _iso(start), "tripEndTime": _iso(at),
+                "startLocation": place(f"{home}, Leeds"), "endLocation": place(r.choice(PLACES)),
+                "completionStatus": "completed", "createdAtTime": _iso(start), "updatedAtTime": _iso(at)}
 
     def int_ids(base: int) -> tuple[Any, Any]:
         return (lambda i: str(base + i)), (lambda v: int(v) - base if v.isdigit() else None)

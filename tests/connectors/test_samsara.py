@@ -117,7 +117,8 @@ async def test_mappings_compile_and_map_sandbox_records() -> None:
     assert fleet[0]["site"] == samsara.CARE_HOMES[0] and fleet[0]["registration"] == fleet[0]["registration"].upper()
     journeys = map_records("samsara", "Trip", trips, stream="trips")
     assert all(j["vehicleRef"].startswith("2814749767") for j in journeys)
-    assert isinstance(journeys[0]["distanceKm"], int | float) and journeys[0]["start"] < journeys[0]["end"]
+    assert journeys[0]["start"] < journeys[0]["end"] and journeys[0]["to"]
+    assert [j["externalRefs"]["samsara"] for j in journeys] == [t.external_id for t in trips]
 
 
 async def test_trips_incremental_read_by_update_time() -> None:
@@ -126,9 +127,10 @@ async def test_trips_incremental_read_by_update_time() -> None:
     async with s(app) as sess:
         trips, pages = await read_all(sess, "trips")
         cp = pages[-1].checkpoint
-        late = {**(data.get(trips[3].external_id) or {}), "id": "9999001", "completionStatus": "completed"}
-        at = data.put("9999001", late)
+        late = {**trips[3].data, "tripStartTime": "2026-11-27T09:15:00.000Z", "completionStatus": "completed"}
+        at = data.put("late-trip", late)
         late["updatedAtTime"] = samsara._iso(at)
         again, _ = await read_all(sess, "trips", cp)
     # startTime with queryBy=updatedAtTime is "at or after": the newest trip of the last read comes again
-    assert [r.external_id for r in again] == [trips[-1].external_id, "9999001"]
+    late_key = f"{late['asset']['id']}|2026-11-27T09:15:00.000Z"
+    assert [r.external_id for r in again] == [trips[-1].external_id, late_key]
