@@ -107,7 +107,7 @@ def fix_buttons(error: IntegrationError, done: Done) -> None:
         if "retry" in actions:
             ui.button("Retry", icon="replay", on_click=lambda: retry([error.id], done)).props(
                 "dense outline no-caps").mark(f"retry-{error.id}")
-        if "edit" in actions:
+        if "edit" in actions and isinstance(error.error_details.get("record"), dict):
             ui.button("Edit value and resubmit", icon="edit", on_click=lambda: _dialog_edit(error, done)).props(
                 "dense outline no-caps").mark(f"edit-{error.id}")
         if "map" in actions:
