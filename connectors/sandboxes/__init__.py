@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from connectors.sandboxes import (
     bamboohr,
+    bars,
     breathe_hr,
     brightpay,
     deputy,
@@ -64,6 +65,7 @@ SANDBOXES.update(TALENT_SANDBOXES)
 SANDBOXES.update({"gp_connect": gp_connect.create_app, "nhs_scr": scr.create_app, "mesh": mesh.create_app,
                   "open_banking": open_banking.create_app})
 SANDBOXES.update({"cerner": smart_fhir.create_cerner_app, "epic": smart_fhir.create_epic_app})
+SANDBOXES.update({"nhs_bars": bars.create_app})
 
 
 def mount_sandboxes(app: FastAPI, prefix: str = "/sandbox", config: SandboxConfig | None = None,

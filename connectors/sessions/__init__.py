@@ -24,6 +24,7 @@ def register_session(connector_id: str, cls: type[ConnectorSession]) -> None:
 
 def _load_builtin() -> None:
     import connectors.banking.obie  # noqa: F401  (registers the ``obie`` custom auth)
+    from connectors.fhir.bars import BarsSession
     from connectors.fhir.gp_connect import GpConnectSession
     from connectors.fhir.scr import ScrSession
     from connectors.files.session import FileExchangeSession
@@ -32,6 +33,7 @@ def _load_builtin() -> None:
 
     register_session("mesh", MeshSession)
     register_session("gp_connect", GpConnectSession)
+    register_session("nhs_bars", BarsSession)
     register_session("nhs_scr", ScrSession)
     register_session("hl7_lab", Hl7SpoolSession)
     for file_connector in ("sage50_files", "legacy_care_files", "recruitment_files", "taxcalc_files"):
