@@ -118,6 +118,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     app = FastAPI(title="ADP Workforce Now sandbox (CareHub)")
     app.state.sandbox = state
     app.state.credentials = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    app.state.config = {}
     app.add_middleware(FaultMiddleware, state=state, throttle=_throttle, exempt=("/auth/",))
     add_control_routes(app, state)
 

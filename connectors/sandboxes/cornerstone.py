@@ -119,7 +119,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     stamps = [_time(r["LastModifiedDate"]) for r in rows]
     app = FastAPI(title="Cornerstone OnDemand sandbox (CareHub)")
     app.state.sandbox = state
-    app.state.credentials = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "corp": CORP}
+    app.state.credentials = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    app.state.config = {"corp": CORP, "transcripts_from": DATA_FROM.date().isoformat()}
     app.add_middleware(FaultMiddleware, state=state, throttle=_throttle, exempt=("/services/api/oauth2/",))
     add_control_routes(app, state)
     scopes: dict[str, set[str]] = {}

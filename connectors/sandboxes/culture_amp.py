@@ -107,6 +107,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     app = FastAPI(title="Culture Amp Public API sandbox (CareHub)")
     app.state.sandbox = state
     app.state.credentials = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    app.state.config = {}
     app.add_middleware(FaultMiddleware, state=state, throttle=_throttle, exempt=("/v1/oauth2/",))
     add_control_routes(app, state)
 

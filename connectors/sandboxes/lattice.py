@@ -126,6 +126,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     app = FastAPI(title="Lattice API sandbox (CareHub)")
     app.state.sandbox = state
     app.state.credentials = {"api_key": API_KEY}
+    app.state.config = {}
     app.add_middleware(FaultMiddleware, state=state, throttle=_throttle)
     add_control_routes(app, state)
 

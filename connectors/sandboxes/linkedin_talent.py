@@ -182,6 +182,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     app = FastAPI(title="LinkedIn Job Posting API sandbox (CareHub)")
     app.state.sandbox = state
     app.state.credentials = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    app.state.config = {"organization_urn": ORGANIZATION, "task_ids": ",".join(seeded_task_ids(seed, min(n_tasks, 20)))}
     app.add_middleware(FaultMiddleware, state=state, throttle=_throttle, exempt=("/oauth/",))
     add_control_routes(app, state)
 

@@ -123,7 +123,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     enrolments = {cid: (list(range(n_users)) if cid == 8 else enrolled(seed, cid, n_users)) for cid in course_ids}
     app = FastAPI(title="Moodle web services sandbox (CareHub)")
     app.state.sandbox = state
-    app.state.credentials = {"token": TOKEN, "site": SITE}
+    app.state.credentials = {"token": TOKEN}
+    app.state.config = {"site": SITE, "course_ids": ",".join(str(c[0]) for c in COURSES if c[3])}
     app.add_middleware(FaultMiddleware, state=state, throttle=_throttle)
     add_control_routes(app, state)
 

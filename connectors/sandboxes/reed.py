@@ -108,6 +108,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     app = FastAPI(title="Reed Jobseeker API sandbox (CareHub)")
     app.state.sandbox = state
     app.state.credentials = {"api_key": API_KEY}
+    app.state.config = {"employer_id": str(EMPLOYER_ID), "keywords": "care assistant", "location": ""}
     app.add_middleware(FaultMiddleware, state=state, throttle=_throttle)
     add_control_routes(app, state)
 

@@ -99,6 +99,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     app = FastAPI(title="Small Improvements API sandbox (CareHub)")
     app.state.sandbox = state
     app.state.credentials = {"token": TOKEN}
+    app.state.config = {}
     app.add_middleware(FaultMiddleware, state=state, throttle=_throttle)
     add_control_routes(app, state)
 

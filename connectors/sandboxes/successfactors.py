@@ -92,7 +92,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     skiptokens: dict[str, tuple[int, str]] = {}  # token -> (next offset, filter it continues)
     app = FastAPI(title="SAP SuccessFactors OData v2 sandbox (CareHub)")
     app.state.sandbox = state
-    app.state.credentials = {"username": USERNAME, "password": PASSWORD, "company_id": COMPANY_ID}
+    app.state.credentials = {"username": USERNAME, "password": PASSWORD}
+    app.state.config = {"api_server": "api.successfactors.sandbox", "company_id": COMPANY_ID}
     app.add_middleware(FaultMiddleware, state=state, throttle=_throttle)
     add_control_routes(app, state)
 

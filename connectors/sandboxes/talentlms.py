@@ -143,7 +143,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     progress = [enrolments(seed, u) for u in range(n_users)]
     app = FastAPI(title="TalentLMS API sandbox (CareHub)")
     app.state.sandbox = state
-    app.state.credentials = {"api_key": API_KEY, "domain": DOMAIN}
+    app.state.credentials = {"api_key": API_KEY}
+    app.state.config = {"domain": DOMAIN}
     app.add_middleware(FaultMiddleware, state=state, throttle=_throttle)
     add_control_routes(app, state)
 

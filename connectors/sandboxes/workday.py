@@ -110,8 +110,9 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     entries = [time_off_entry(seed, i, n_workers) for i in range(cfg.count("time_off", 400))]
     app = FastAPI(title="Workday tenant sandbox (CareHub)")
     app.state.sandbox = state
-    app.state.credentials = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN,
-                             "tenant": TENANT}
+    app.state.credentials = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN}
+    app.state.config = {"host": host.removeprefix("https://"), "tenant": TENANT, "report_owner": REPORT_OWNER,
+                        "report_name": REPORT}
     app.add_middleware(FaultMiddleware, state=state, throttle=_throttle, exempt=("/ccx/oauth2/",))
     add_control_routes(app, state)
 
