@@ -7,6 +7,7 @@ same 422 problem documents as any other validation error.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -34,6 +35,25 @@ def _plan(route: APIRoute) -> tuple[TypeAdapter[Any] | None, frozenset[str], fro
     return plan
 
 
+def _nul_path(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """Where the first NUL character sits in a JSON document (keys and strings), or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return (*path, key.replace("\x00", "\\0"))
+            found = _nul_path(item, (*path, key))
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _nul_path(item, (*path, i))
+            if found is not None:
+                return found
+    return None
+
+
 def _query_params(dependant: Dependant) -> list[Any]:
     out = list(dependant.query_params)
     for sub in dependant.dependencies:
@@ -53,6 +73,8 @@ async def check_request(request: Request) -> None:
         if key in seen:
             errors.append({"loc": ("query", key), "msg": "must be given once", "type": "repeated"})
         seen.add(key)
+        if "\x00" in value:
+            errors.append({"loc": ("query", key), "msg": "must not contain NUL characters", "type": "nul"})
         if key in ints and not _DIGITS.fullmatch(value):
             errors.append({"loc": ("query", key), "msg": "must be a whole number", "type": "int_parsing"})
     if adapter is not None:
@@ -63,5 +85,9 @@ async def check_request(request: Request) -> None:
             except ValidationError as exc:
                 errors.extend({"loc": ("body", *e["loc"]), "msg": e["msg"], "type": e["type"]}
                               for e in exc.errors(include_url=False))
+            else:
+                where = _nul_path(json.loads(raw))
+                if where is not None:  # PostgreSQL text and JSONB cannot hold NUL
+                    errors.append({"loc": ("body", *where), "msg": "must not contain NUL characters", "type": "nul"})
     if errors:
         raise RequestValidationError(errors)

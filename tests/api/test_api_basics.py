@@ -114,3 +114,12 @@ async def test_errors_inbox_retry_and_resolve(client: httpx.AsyncClient, tokens:
     assert [e["id"] for e in resolved["items"]] == ["f" * 32]
     history = (await client.get(f"/integrations/{iid}/sync-history", headers=h)).json()
     assert history["total"] == 1 and history["items"][0]["trigger"] == "retry"
+
+
+async def test_nul_characters_refused(client: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+    h = auth(tokens["admin"])
+    r = await client.post("/integrations/configure", headers=h,
+                          json={"name": "X", "connectorId": "xero", "connectionDetails": {"a": "b\u0000c"}})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "connectionDetails.a"
+    r = await client.get("/integrations/available", params={"category": "a\u0000"}, headers=h)
+    assert r.status_code == 422
