@@ -15,6 +15,12 @@ Built from LinkedIn's own OpenAPI (``linkedin-developers/job-posting-development
 * Errors as in the spec: 401 ``{"serviceErrorCode": 65600, "message": "Invalid access token", "status": 401}``
   (65602 for an expired token), 403 for a contract the caller may not post to, 400 for bad batch keys.
 
+Apply Connect (learn.microsoft.com "Receive Applications"): LinkedIn POSTs each application to the partner's
+``jobApplicationWebhookUrl`` with ``X-LI-Signature: hmacsha256=<hex HMAC-SHA256 of the escaped-Unicode JSON body,
+keyed with the client secret>``, re-sends up to 6 times on any reply other than 200, and turns the job into an
+off-site apply after a failed first delivery. ``POST /_sandbox/apply`` makes a candidate apply; the payload's field
+names are modelled on that guide and not confirmed one by one.
+
 Not in the spec, so chosen here and marked as such: the throttle reply (429 with LinkedIn's usual
 ``{"message": "Resource level throttle ...", "status": 429}``), and a repeated CREATE of the same
 ``externalJobPostingId`` resolving to the posting already listed rather than a second one.
@@ -22,6 +28,8 @@ Not in the spec, so chosen here and marked as such: the throttle reply (429 with
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from datetime import timedelta
 from typing import Any
@@ -42,6 +50,7 @@ from connectors.sandboxes.common import (
     new_state,
     pools,
     rng_for,
+    send_webhook,
     stable_uuid,
     uuid_index,
 )
@@ -103,6 +112,30 @@ def seeded_task(seed: int, i: int, n_postings: int) -> dict[str, Any]:
 def seeded_task_ids(seed: int, n: int) -> list[str]:
     """URNs of the seeded tasks (what a partner would have kept from earlier POSTs)."""
     return [TASK_PREFIX + stable_uuid(seed, "linkedin.tasks", i) for i in range(n)]
+
+
+QUESTIONS = ("Do you have the right to work in the UK?", "Do you hold a full UK driving licence?",
+             "Can you work night shifts and weekends?")
+
+
+def application(seed: int, n: int, posting: dict[str, Any]) -> dict[str, Any]:
+    """Candidate ``n`` applying on LinkedIn for ``posting`` (Apply Connect delivery body)."""
+    r = rng_for(seed, "linkedin.applications", n)
+    p = pools(seed)
+    first, last = p.first_names[r.randrange(len(p.first_names))], p.last_names[r.randrange(len(p.last_names))]
+    applied = BASE_TIME + timedelta(days=600 + n, hours=r.randrange(7, 22))
+    return {
+        "jobApplicationId": f"urn:li:jobApplication:{6_100_000 + n}", "jobPosting": posting["jobPosting"],
+        "externalJobPostingId": posting["externalJobPostingId"], "integrationContext": ORGANIZATION,
+        "appliedAt": int(applied.timestamp() * 1000),
+        "applicant": {"firstName": first, "lastName": last,
+                      "email": f"{first}.{last}{n}@example.co.uk".lower().replace(" ", ""),
+                      "phoneNumber": f"+44 7{r.randrange(100, 999)} {r.randrange(100000, 999999)}",
+                      "location": p.towns[r.randrange(len(p.towns))] + ", United Kingdom"},
+        "resume": {"fileName": f"{first}_{last}_CV.pdf", "mediaType": "application/pdf",
+                   "downloadUrl": f"https://www.linkedin.com/dms/prv/resume/{6_100_000 + n}"},
+        "questionResponses": [{"question": q, "answer": r.choice(("Yes", "Yes", "No"))} for q in QUESTIONS],
+    }
 
 
 def _error(status: int, message: str, code: int | None = None) -> JSONResponse:
@@ -185,6 +218,29 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     app.state.config = {"organization_urn": ORGANIZATION, "task_ids": ",".join(seeded_task_ids(seed, min(n_tasks, 20)))}
     app.add_middleware(FaultMiddleware, state=state, throttle=_throttle, exempt=("/oauth/",))
     add_control_routes(app, state)
+
+    @app.post("/_sandbox/apply")
+    async def apply(request: Request) -> dict[str, Any]:
+        """A candidate applies on LinkedIn for a listed job: deliver it, re-sending up to 6 times on non-200."""
+        ask = await request.json()
+        key = (ORGANIZATION, str(ask.get("externalJobPostingId", "WCN-JOB-00001")))
+        posting = postings[key]
+        applications = state.extra.setdefault("applications", [])
+        body = application(seed, len(applications), posting)
+        applications.append(body)
+        secret = CLIENT_SECRET
+
+        def headers_for(raw: bytes) -> dict[str, str]:
+            return {"X-LI-Signature": "hmacsha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()}
+
+        transport = getattr(app.state, "webhook_transport", None)
+        statuses = [await send_webhook(state, body, headers_for, transport=transport)]
+        if statuses[0] != 200:
+            posting["applyMode"] = "OFFSITE"  # LinkedIn's rule after a failed first delivery
+        while statuses[-1] != 200 and len(statuses) < 7:
+            statuses.append(await send_webhook(state, body, headers_for, transport=transport))
+        return {"delivered": statuses[-1] == 200, "attempts": len(statuses), "statuses": statuses,
+                "application": body["jobApplicationId"]}
 
     @app.post("/oauth/v2/accessToken")
     async def access_token(request: Request) -> Response:

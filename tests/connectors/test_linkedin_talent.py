@@ -1,6 +1,7 @@
 """LinkedIn Job Posting connector against its sandbox, checked against LinkedIn's own OpenAPI
 (``vendor-specs/linkedin/job_posting_v2.yaml``): paths, the ``x-restli-method`` header, request elements,
-the batch-create reply, the asynchronous task status, error bodies, storms and the JobPosting mapping.
+the batch-create reply, the asynchronous task status, error bodies, storms, the JobPosting mapping, and Apply Connect application
+deliveries (X-LI-Signature, re-sends) mapped to applicants.
 
 Two places where LinkedIn's spec disagrees with itself are handled openly: its examples (and Rest.li) send
 ``status`` as a number (``202``, ``422``) while the response schema says string, so the check accepts both;
@@ -12,6 +13,8 @@ whichever extension they actually use.
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +23,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 from jsonschema import Draft7Validator
 
 from connectors.catalog import load_catalog
@@ -34,6 +39,7 @@ from connectors.sandboxes.linkedin_talent import (
     seeded_posting,
     seeded_task_ids,
 )
+from connectors.webhooks import handle_delivery
 from engine.ports import OutboundRecord, SourceRecord
 
 from .workforce_helpers import (
@@ -319,3 +325,41 @@ def test_mapping_template_maps_sandbox_postings() -> None:
     assert all(m["externalRefs"]["linkedin_talent"].startswith("urn:li:jobPosting:") for m in mapped)
     assert all(m["status"] == "open" and m["title"] and m["site"] and m["closingDate"] for m in mapped)
     assert {m["hours"] for m in mapped} <= {"Full time", "Part time", "Temporary"}
+
+
+async def test_apply_connect_deliveries_are_signed_retried_and_map_to_applicants() -> None:
+    spec = manifest("linkedin_talent").webhooks
+    assert spec is not None
+    received: list[Any] = []
+    replies = [500, 503]  # the receiver is down for the first two deliveries
+
+    receiver = FastAPI()
+
+    @receiver.post("/hooks/linkedin")
+    async def hook(request: Request) -> Response:
+        raw = await request.body()
+        result = handle_delivery(spec, CLIENT_SECRET, dict(request.headers), raw)
+        if result.verified:
+            received.append(result.payload)
+        return Response(status_code=replies.pop(0) if replies else result.status)
+
+    app = sandbox("linkedin_talent", records=RECORDS, webhook_url="http://receiver/hooks/linkedin")
+    app.state.webhook_transport = httpx.ASGITransport(app=receiver)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://li") as c:
+        first = (await c.post("/_sandbox/apply", json={"externalJobPostingId": "WCN-JOB-00002"})).json()
+        second = (await c.post("/_sandbox/apply", json={"externalJobPostingId": "WCN-JOB-00003"})).json()
+    assert first["delivered"], first
+    assert first["attempts"] == 3 and first["statuses"] == [500, 503, 200]
+    assert second["attempts"] == 1
+    postings = app.state.sandbox.extra["postings"]
+    assert postings[(ORGANIZATION, "WCN-JOB-00002")]["applyMode"] == "OFFSITE"  # first delivery failed
+    assert "applyMode" not in postings[(ORGANIZATION, "WCN-JOB-00003")]
+    # The signature is hex HMAC-SHA256 of the raw body with the client secret, behind "hmacsha256=".
+    raw = json.dumps(received[0], separators=(",", ":")).encode()
+    expected = "hmacsha256=" + hmac.new(CLIENT_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    assert handle_delivery(spec, CLIENT_SECRET, {"X-LI-Signature": expected}, raw).status == 200
+    assert handle_delivery(spec, CLIENT_SECRET, {"X-LI-Signature": expected}, raw.replace(b"WCN", b"XCN")).status == 401
+    records = [SourceRecord(external_id=p["jobApplicationId"], data=p) for p in received]
+    applicants = map_records("linkedin_talent", "Applicant", records)
+    assert [a["jobPostingRef"] for a in applicants][-2:] == ["WCN-JOB-00002", "WCN-JOB-00003"]
+    assert all(a["source"] == "LinkedIn" and a["phone"].startswith("+447") and "@" in a["email"] for a in applicants)
