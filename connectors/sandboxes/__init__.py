@@ -25,6 +25,7 @@ from connectors.sandboxes import (
     open_banking,
     peoplehr,
     planday,
+    procurement,
     quickbooks,
     rotacloud,
     sage,
@@ -66,6 +67,7 @@ SANDBOXES.update({"gp_connect": gp_connect.create_app, "nhs_scr": scr.create_app
                   "open_banking": open_banking.create_app})
 SANDBOXES.update({"cerner": smart_fhir.create_cerner_app, "epic": smart_fhir.create_epic_app})
 SANDBOXES.update({"nhs_bars": bars.create_app})
+SANDBOXES.update({"ariba": procurement.create_ariba_app, "oracle_procurement": procurement.create_oracle_app})
 
 
 def mount_sandboxes(app: FastAPI, prefix: str = "/sandbox", config: SandboxConfig | None = None,
