@@ -216,10 +216,10 @@ async def test_token_endpoint_refuses_bad_assertions(vendor: str) -> None:
 async def test_operation_outcomes_are_explained(vendor: str) -> None:
     app = sandbox(vendor, records={"patients": 2})
     async with s(vendor, app, config={**config(app), "patient_ids": ""}) as sess:
-        result = await sess.test_connection()  # the patients stream with no ids: a 400 is not fatal to explain
+        result = await sess.test_connection()  # a Patient search with no criteria is refused by both vendors
         with pytest.raises(ConnectorError, match="patient_ids"):
             await read_all(sess, "lab_results")
-    assert result.ok or "answered with an error" in result.reason
+    assert not result.ok and "Patient search requires one of" in result.reason
     async with s(vendor, app, secrets={"kid": "unknown"}) as sess:
         refused = await sess.test_connection()
     assert not refused.ok and "kid" in refused.reason
