@@ -8,7 +8,7 @@ from nicegui import ui
 from nicegui.testing import User
 from ui_helpers import connect_xero, newest_integration, sign_in
 
-from storage.integrations import get_integration, get_sync_settings
+from storage.integrations import get_integration, get_sync_settings, update_integration
 from ui.components.connector_access import catalog
 from ui.services import services
 
@@ -86,23 +86,46 @@ async def test_oauth_callback_reports_a_refusal(user: User, db: Any) -> None:
     await user.should_see(marker="oauth-problem")
 
 
+async def test_practice_mode_connects_with_the_sandbox_test_account(user: User, db: Any) -> None:
+    await sign_in(user, db)
+    await user.open("/connect/bamboohr")
+    await user.should_not_see(marker="field-api_key")  # the sandbox hands CareHub its test key
+    domain = user.find(marker="field-company_domain").elements.pop()
+    assert domain.value == "willowcourt"  # type: ignore[attr-defined]
+    user.find(marker="field-time_off_start").type("2026-01-01")
+    user.find(marker="field-time_off_end").type("2026-12-31")
+    user.find(marker="connect-submit").click()
+    await user.should_see("Success: Connected to BambooHR", retries=100)
+
+
 async def test_api_key_is_a_write_only_password_field_and_a_wrong_key_is_explained(user: User, db: Any) -> None:
     await sign_in(user, db)
     await user.open("/connect/bamboohr")
+    env = user.find(marker="connect-environment").elements.pop()
+    with user:
+        env.value = "production"  # type: ignore[attr-defined]
+    await user.should_see(marker="field-api_key")
     key_box = user.find(marker="field-api_key").elements.pop()
     assert isinstance(key_box, ui.input)
     assert key_box.props.get("type") == "password"
-    user.find(marker="field-company_domain").type("willowcourt")
+    with user:
+        env.value = "sandbox"  # type: ignore[attr-defined]
+    await user.should_not_see(marker="field-api_key")
     user.find(marker="field-time_off_start").type("2026-01-01")
     user.find(marker="field-time_off_end").type("2026-12-31")
-    user.find(marker="field-api_key").type("definitely-not-the-key")
     user.find(marker="connect-submit").click()
-    await user.should_see("Problem: BambooHR", retries=100)  # "did not accept the credentials" once its sandbox is mounted
+    await user.should_see("Success: Connected to BambooHR", retries=100)
     integration_id = newest_integration(db)
-    # The saved key is never put back into any input on the page.
+    with db.session() as s:  # the key is replaced by a wrong one (as if it was revoked at BambooHR)
+        update_integration(s, box=services().box, actor="test", integration_id=integration_id,
+                           credentials={"api_key": "definitely-not-the-key"})
+    await user.open(f"/connect/bamboohr?integration={integration_id}")
+    user.find(marker="test-connection").click()
+    await user.should_see("Problem: BambooHR did not accept the credentials", retries=100)
     assert user.client is not None
-    for element in user.client.elements.values():
+    for element in user.client.elements.values():  # the saved key is never put back into the page
         assert "definitely-not-the-key" not in str(getattr(element, "value", ""))
+        assert "definitely-not-the-key" not in str(element.props)
     with db.session() as s:
         assert "definitely-not-the-key" not in get_integration(s, integration_id=integration_id).credentials_encrypted
 

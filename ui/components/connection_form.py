@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from connectors.manifest import (
@@ -54,10 +55,11 @@ def _label(name: str) -> str:
             "password": "Password", "webhook_key": "Webhook signing key"}.get(name, name.replace("_", " ").capitalize())
 
 
-def form_fields(connector: ConnectorManifest, *, sandbox: bool) -> list[FormField]:
+def form_fields(connector: ConnectorManifest, *, sandbox: bool, provided: Collection[str] = ()) -> list[FormField]:
     """The inputs to ask for, in order: config first, then secrets.
 
-    In practice (sandbox) mode the sandbox's test app stands in for the OAuth client, so no keys are asked.
+    In practice (sandbox) mode the sandbox's test app stands in for the OAuth client, and secrets the sandbox
+    hands out (``provided``) are filled in by CareHub, so no keys are asked.
     Config fields that the vendor tells us after sign-in (the Xero organisation) are not asked here.
     """
     auth = connector.auth
@@ -92,6 +94,8 @@ def form_fields(connector: ConnectorManifest, *, sandbox: bool) -> list[FormFiel
             continue
         fields.append(FormField(name, _label(name), name not in IDENTIFIERS and not name.endswith("_id"), True, "",
                                 "secrets"))
+    if sandbox and provided:
+        fields = [f for f in fields if not (f.store == "secrets" and f.name in provided)]
     return fields
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from nicegui import app as nicegui_app
+from starlette.routing import Mount
 
 from connectors.auth import OutgoingRequest
 from connectors.catalog import Catalog, default_directory, load_catalog
@@ -57,6 +58,19 @@ def has_sandbox(connector: ConnectorManifest) -> bool:
     from connectors.sandboxes import SANDBOXES
 
     return services().sandboxes_enabled and connector.id in SANDBOXES and "sandbox" in connector.environments
+
+
+def practice_settings(connector_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The mounted sandbox's own test settings and credentials (``app.state.config`` / ``.credentials``)."""
+    path = f"{SANDBOX_PREFIX}/{connector_id}"
+    for route in nicegui_app.routes:
+        if isinstance(route, Mount) and route.path == path:
+            state = getattr(route.app, "state", None)
+            config = getattr(state, "config", None)
+            creds = getattr(state, "credentials", None)
+            return (dict(config) if isinstance(config, Mapping) else {},
+                    dict(creds) if isinstance(creds, Mapping) else {})
+    return {}, {}
 
 
 def sandbox_base_url(connector_id: str, public_url: str | None = None) -> str:

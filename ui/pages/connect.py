@@ -34,6 +34,7 @@ from ui.components.connector_access import (
     discover_tenants,
     has_sandbox,
     manifest,
+    practice_settings,
     sandbox_base_url,
     session_for,
     session_for_integration,
@@ -120,27 +121,31 @@ def _connection_form(connector: ConnectorManifest, site: str) -> None:
             env = ui.radio({"sandbox": "Practice (safe sandbox with sample data)", "production": "Live account"},
                            value="sandbox").props('aria-label="Which account"').mark("connect-environment")
             env.on_value_change(lambda e: (env_choice.update(sandbox=e.value == "sandbox"), inputs.refresh()))
+        practice_config, practice_creds = practice_settings(connector.id) if practice else ({}, {})
         values: dict[str, Any] = {}
 
         @ui.refreshable
         def inputs() -> None:
-            for f in form_fields(connector, sandbox=env_choice["sandbox"]):
+            sandbox = env_choice["sandbox"]
+            for f in form_fields(connector, sandbox=sandbox, provided=practice_creds):
                 label = f.label + ("" if f.required else " (optional)")
-                box = ui.input(label, password=f.secret, password_toggle_button=f.secret,
+                start = str(practice_config.get(f.name, "")) if sandbox and f.store == "config" else ""
+                values[f.name] = start
+                box = ui.input(label, value=start, password=f.secret, password_toggle_button=f.secret,
                                on_change=lambda e, n=f.name: values.__setitem__(n, e.value or "")).classes("w-full")
                 box.props(f'autocomplete={"new-password" if f.secret else "off"}'
                           + (" aria-required=true" if f.required else "")).mark(f"field-{f.name}")
                 if f.description:
                     box.props(f'hint="{f.description}"')
-            if env_choice["sandbox"] and uses_redirect(connector):
-                ui.label(f"Practice mode signs in to the {connector.name} sandbox with its test app: no keys needed.")
+            if sandbox and (uses_redirect(connector) or practice_creds):
+                ui.label(f"Practice mode uses the {connector.name} sandbox's test account: no keys needed.")
 
         inputs()
         message = ui.label("").classes("text-red-800").props("role=alert").mark("connect-message")
 
         async def connect() -> None:
             sandbox = env_choice["sandbox"]
-            fields = form_fields(connector, sandbox=sandbox)
+            fields = form_fields(connector, sandbox=sandbox, provided=practice_creds)
             missing = [f.label for f in fields if f.required and not str(values.get(f.name, "")).strip()]
             if not (name.value or "").strip():
                 missing.insert(0, "Name for this connection")
@@ -149,6 +154,8 @@ def _connection_form(connector: ConnectorManifest, site: str) -> None:
                 return
             details: dict[str, Any] = {"environment": "sandbox" if sandbox else "production"}
             creds: dict[str, Any] = dict(SANDBOX_CLIENT) if sandbox and uses_redirect(connector) else {}
+            if sandbox:
+                creds.update(practice_creds)
             for f in fields:
                 (creds if f.store == "secrets" else details)[f.name] = str(values.get(f.name, "")).strip()
             if sandbox:
