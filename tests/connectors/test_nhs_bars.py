@@ -243,3 +243,17 @@ async def test_mapping_templates_map_sandbox_referrals() -> None:
     numbers = {r["nhsNumber"] for r in app.state.residents}
     assert residents and {r["nhsNumber"] for r in residents} <= numbers
     assert meds and all(m["residentRef"] in numbers and m["dmdCode"] for m in meds)
+
+
+async def test_referral_through_the_sandbox_mounted_like_the_web_app() -> None:
+    from connectors.sandboxes import SandboxConfig, mount_sandboxes
+
+    host = FastAPI()
+    app = mount_sandboxes(host, config=SandboxConfig(records=4), only=["nhs_bars"])["nhs_bars"]
+    before = len(received(app))
+    async with open_session(manifest("nhs_bars"), app.state.config, app.state.credentials,
+                            base_url="http://carehub.local/sandbox/nhs_bars", transport=httpx.ASGITransport(app=host),
+                            connection_id="bars-mounted") as sess:
+        [sent] = await sess.write("referrals", [OutboundRecord("ref-mounted", referral_from_care_records(app, 2))])
+        back, _ = await read_all(sess, "referrals")  # the assertion's aud is the mounted token URL
+    assert sent.ok and len(received(app)) == before + 1 and sent.external_id in {r.external_id for r in back}
