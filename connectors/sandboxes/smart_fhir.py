@@ -9,7 +9,8 @@ Built from the vendors' captured CapabilityStatements (``api-evangelist/cerner``
   ``/oauth2/token``); ``GET {fhir base}/metadata`` is a CapabilityStatement with the ``oauth-uris`` extension;
 * ``POST <token endpoint>``: ``client_credentials`` with a ``private_key_jwt`` assertion, checked as the vendors
   describe: RS384 (or ES384) signature against the app's registered JWKS by ``kid`` (a ``jku`` header must be
-  the registered JWKS URL), ``iss`` = ``sub`` = client id, ``aud`` = the token endpoint, ``exp`` at most five
+  the registered JWKS URL; Epic requires one, as it does of backend apps created from February 2026),
+  ``iss`` = ``sub`` = client id, ``aud`` = the token endpoint, ``exp`` at most five
   minutes ahead, ``jti`` never reused. Cerner wants SMART ``system/<Type>.read`` scopes and enforces them per
   resource; Epic grants what was registered for the app;
 * searches only with the parameters each vendor's CapabilityStatement lists (anything else is a 400
@@ -87,6 +88,7 @@ class Profile:
     search_params: dict[str, frozenset[str]]
     required: dict[str, tuple[frozenset[str], ...]] = field(default_factory=dict)
     patient_id: str = "numeric"
+    jku_required: bool = False  # Epic: new backend apps (from February 2026) must name their JWKS URL
 
 
 _COMMON = frozenset({"_count", "_id"})
@@ -113,6 +115,7 @@ CERNER = Profile(
 EPIC = Profile(
     id="epic", vendor="Epic", fhir_base="/api/FHIR/R4", token_path="/oauth2/token", token_ttl=3600,
     page_param="sessionID", default_count=50, max_count=100, scopes_required=False, patient_id="epic",
+    jku_required=True,
     search_params={
         "Patient": _COMMON | {"identifier", "family", "given", "name", "birthdate", "gender", "address-postalcode",
                               "telecom", "email", "phone", "active"},
@@ -471,6 +474,8 @@ def create_app(config: SandboxConfig | None = None, *, profile: str = "cerner",
         jwk = keys.get(str(header.get("kid")))
         if jwk is None:
             return token_error("invalid_client", "no key in the client's registered JWKS matches the kid")
+        if prof.jku_required and not header.get("jku"):
+            return token_error("invalid_client", "this backend app must name its registered JWKS URL in jku")
         if header.get("jku") and header["jku"] != JWKS_URL:
             return token_error("invalid_client", "jku is not the JWKS URL registered for this client")
         audience = str(request.url.replace(query=""))
@@ -647,7 +652,8 @@ def create_app(config: SandboxConfig | None = None, *, profile: str = "cerner",
         store.added["Observation"].append(obs)
         return obs
 
-    app.state.credentials = {"client_id": CLIENT_ID, "kid": KID, "private_key": sandbox_key()[0]}
+    app.state.credentials = {"client_id": CLIENT_ID, "kid": KID, "private_key": sandbox_key()[0],
+                             **({"jku": JWKS_URL} if prof.jku_required else {})}
     app.state.config = {"tenant_id": CERNER_TENANT, "patient_ids": ",".join(p["id"] for p in store.patients),
                         "appointments_from": "2026-01-01"}
     app.state.store = store

@@ -158,6 +158,7 @@ async def test_client_assertion_as_the_vendor_checks_it(vendor: str) -> None:
     for a in seen:
         h, c = a["header"], a["claims"]
         assert h["alg"] == "RS384" and h["kid"] == smart_fhir.KID and h["typ"] == "JWT"
+        assert h.get("jku") == (smart_fhir.JWKS_URL if vendor == "epic" else None)
         assert c["iss"] == c["sub"] == smart_fhir.CLIENT_ID
         assert c["aud"] == f"http://{vendor}.sandbox{prof.token_path}"
         assert uuid.UUID(c["jti"]) and 0 < c["exp"] - time.time() <= 300
@@ -172,10 +173,12 @@ async def test_token_endpoint_refuses_bad_assertions(vendor: str) -> None:
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
 
-    def assertion(key: str = private, alg: str = "RS384", kid: str = smart_fhir.KID, **claims: Any) -> str:
+    def assertion(key: str = private, alg: str = "RS384", kid: str = smart_fhir.KID, jku: str | None = None,
+                  **claims: Any) -> str:
         body = {"iss": smart_fhir.CLIENT_ID, "sub": smart_fhir.CLIENT_ID, "aud": token_url,
                 "jti": str(uuid.uuid4()), "exp": int(time.time()) + 240, **claims}
-        return jwt.encode(body, key, algorithm=alg, headers={"kid": kid})
+        headers = {"kid": kid, **({"jku": jku or smart_fhir.JWKS_URL} if prof.jku_required or jku else {})}
+        return jwt.encode(body, key, algorithm=alg, headers=headers)
 
     scope = "system/Observation.read"
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{vendor}.sandbox") as c:
@@ -196,11 +199,17 @@ async def test_token_endpoint_refuses_bad_assertions(vendor: str) -> None:
             "expired": await post(assertion(exp=int(time.time()) - 10)),
             "iss": await post(assertion(iss="other-app")),
             "alg": await post(assertion(alg="RS256")),
+            "jku": await post(assertion(jku="https://attacker.example/jwks.json")),
         }
         for what, resp in refusals.items():
             assert resp.status_code == 400 and resp.json()["error"] == "invalid_client", what
         assert "jti" in refusals["replay"].json()["error_description"]
         assert "5 minutes" in refusals["exp"].json()["error_description"]
+        if prof.jku_required:  # Epic: backend apps created from February 2026 must send their JWKS URL
+            no_jku = jwt.encode({"iss": smart_fhir.CLIENT_ID, "sub": smart_fhir.CLIENT_ID, "aud": token_url,
+                                 "jti": str(uuid.uuid4()), "exp": int(time.time()) + 240}, private,
+                                algorithm="RS384", headers={"kid": smart_fhir.KID})
+            assert "jku" in (await post(no_jku)).json()["error_description"]
         limited = await post(assertion(), scope="system/Patient.read")
         obs = await c.get(f"{prof.fhir_base}/Observation", params={"patient": app.state.store.patients[0]["id"],
                                                                    "category": "laboratory"},
