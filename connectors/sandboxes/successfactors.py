@@ -69,6 +69,26 @@ def sf_user(seed: int, i: int, at: datetime, base: str) -> dict[str, Any]:
     }
 
 
+EMPLOYMENT_TYPES = {"Full time": "FT", "Part time": "PT", "Bank": "BANK", "Zero hours": "ZH"}
+
+
+def sf_empjob(seed: int, i: int, at: datetime, base: str) -> dict[str, Any]:
+    """Entity ``EmpJob``: the current job information record of staff member ``i``."""
+    s = staff_member(seed, i)
+    uid = str(FIRST_USER + i)
+    start = datetime.combine(s.start_date, datetime.min.time(), UTC)
+    return {
+        "__metadata": {"uri": f"{base}/odata/v2/EmpJob(seqNumber=1L,startDate=datetime'{start:%Y-%m-%dT%H:%M:%S}',"
+                              f"userId='{uid}')", "type": "SFOData.EmpJob"},
+        "userId": uid, "startDate": ms_json(start), "seqNumber": "1", "jobTitle": s.job_title,
+        "department": s.department, "division": "Care Services", "location": s.site, "company": "WCCG_UK",
+        "costCenter": f"CC-{s.site[:3].upper()}", "employmentType": EMPLOYMENT_TYPES.get(s.contract, "PT"),
+        "standardHours": f"{s.contracted_hours:.2f}", "fte": f"{min(1.0, s.contracted_hours / 37.5):.2f}",
+        "managerId": None if i == 0 else str(FIRST_USER), "emplStatus": "A" if s.active else "T",
+        "endDate": ms_json(datetime(9999, 12, 31, tzinfo=UTC)), "lastModifiedDateTime": ms_json(at, offset=True),
+    }
+
+
 def _odata_error(status: int, code: str, value: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": {"lang": "en-US", "value": value}}}, status_code=status)
 
@@ -88,8 +108,10 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     host = "https://api.successfactors.sandbox"
     users = Dataset(cfg.count("users", 250), lambda i, at: sf_user(seed, i, at, host), lambda i: str(FIRST_USER + i),
                     lambda v: int(v) - FIRST_USER if v.isdigit() else None, step=timedelta(minutes=11))
-    state.datasets = {"users": users}
-    skiptokens: dict[str, tuple[int, str]] = {}  # token -> (next offset, filter it continues)
+    jobs = Dataset(cfg.count("users", 250), lambda i, at: sf_empjob(seed, i, at, host), lambda i: str(FIRST_USER + i),
+                   lambda v: int(v) - FIRST_USER if v.isdigit() else None, step=timedelta(minutes=13))
+    state.datasets = {"users": users, "jobs": jobs}
+    skiptokens: dict[str, tuple[int, str, str]] = {}  # token -> (next offset, filter, entity)
     app = FastAPI(title="SAP SuccessFactors OData v2 sandbox (CareHub)")
     app.state.sandbox = state
     app.state.credentials = {"username": USERNAME, "password": PASSWORD}
@@ -113,7 +135,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         m = _FILTER.match(text)
         if not m:
             return _odata_error(400, "COE_PROPERTY_NOT_FILTERABLE",
-                                f"[COE0021]Invalid filter expression for User: {text}")
+                                f"[COE0021]Invalid filter expression: {text}")
         try:
             when = datetime.fromisoformat(m.group(2).replace("Z", "+00:00"))
         except ValueError:
@@ -123,6 +145,13 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
 
     @app.get("/odata/v2/User")
     async def list_users(request: Request) -> Response:
+        return listing(request, users, "User")
+
+    @app.get("/odata/v2/EmpJob")
+    async def list_jobs(request: Request) -> Response:
+        return listing(request, jobs, "EmpJob")
+
+    def listing(request: Request, data: Dataset, entity: str) -> Response:
         if (d := denied(request)) is not None:
             return d
         q = request.query_params
@@ -134,13 +163,13 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return _odata_error(400, "COE_GENERAL_BAD_REQUEST", "$top and $skip must be whole numbers")
         filt = q.get("$filter", "")
         if token is not None:
-            if token not in skiptokens:
+            if token not in skiptokens or skiptokens[token][2] != entity:
                 return _odata_error(400, "COE_INVALID_SKIPTOKEN", "The $skiptoken is invalid or has expired")
-            skip, filt = skiptokens[token]
+            skip, filt, _ = skiptokens[token]
         since = since_of(filt)
         if isinstance(since, Response):
             return since
-        rows, total = users.page(since, skip, top)
+        rows, total = data.page(since, skip, top)
         fields = [f for f in q.get("$select", "").split(",") if f]
         if fields:
             rows = [{k: v for k, v in r.items() if k in fields or k == "__metadata"} for r in rows]
@@ -149,9 +178,9 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             body["__count"] = str(total)
         if skip + len(rows) < total:
             nxt = f"sf{len(skiptokens) + 1:06d}"
-            skiptokens[nxt] = (skip + len(rows), filt)
+            skiptokens[nxt] = (skip + len(rows), filt, entity)
             keep = {k: v for k, v in q.items() if k in ("$format", "$select", "$orderby")}
-            body["__next"] = f"{request.base_url}odata/v2/User?" + urlencode({**keep, "$top": str(top),
+            body["__next"] = f"{request.base_url}odata/v2/{entity}?" + urlencode({**keep, "$top": str(top),
                                                                                  "$skiptoken": nxt}, safe="$")
         return JSONResponse({"d": body})
 

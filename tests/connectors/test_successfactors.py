@@ -87,3 +87,15 @@ async def test_mapping_template_maps_sandbox_users() -> None:
     assert staff[0]["employeeNumber"] == "WC0001" and staff[0]["externalRefs"]["successfactors"] == str(FIRST_USER)
     assert all(len(e["startDate"]) == 10 and e["phone"].startswith("+44") for e in staff)
     assert {e["status"] for e in staff} <= {"active", "inactive"}
+
+
+async def test_job_information_pages_and_increments() -> None:
+    app = sandbox("successfactors", records=RECORDS)
+    async with sf(app) as s:
+        jobs, pages = await read_all(s, "jobs")
+        cut = jobs[449].updated_at
+        assert cut is not None
+        later, _ = await read_all(s, "jobs", {"since": cut.isoformat()})
+    assert [len(p.records) for p in pages] == [200, 200, 130]
+    assert len({r.external_id for r in jobs}) == USERS and all(r.data["fte"] for r in jobs)
+    assert [r.external_id for r in later] == [r.external_id for r in jobs[450:]]
