@@ -225,7 +225,7 @@ def test_journey_1_connect_map_preview_own_save_sync(stack: dict[str, Any]) -> N
         page.get_by_role("button", name="Switch on").click()
         expect(page.get_by_role("button", name="Pause")).to_be_visible()
         page.get_by_role("button", name="Sync now").click()
-        expect(page.get_by_role("progressbar")).to_be_visible()
+        expect(page.get_by_role("progressbar", name="Sync progress")).to_be_visible()
         expect(page.get_by_text(re.compile(r"^Finished: \d+ read"))).to_be_visible(timeout=120_000)
         expect(page.locator("table").filter(has_text="Id in the other system")).to_be_visible(timeout=10_000)
         assert page.locator("table tbody tr").count() > 0
