@@ -110,17 +110,36 @@ def _load_receiver(ctx: AppContext, integration_id: str, webhook_id: str) -> Rec
 
 
 async def receiver(ctx: AppContext, integration_id: str, webhook_id: str) -> Receiver | None:
-    """The receiver's verification settings, from a short cache (a deleted webhook stops within seconds)."""
+    """The receiver's verification settings, from a short cache (a deleted webhook stops within seconds).
+
+    One load per key at a time: requests arriving while it loads wait for it instead of each querying."""
     key = (integration_id, webhook_id)
     now = time.monotonic()
     hit = _receivers.get(key)
     if hit is not None and now - hit[0] < CONFIG_TTL_SECONDS:
         return hit[1]
-    found = await asyncio.to_thread(_load_receiver, ctx, integration_id, webhook_id)
+    loop = asyncio.get_running_loop()
+    pending = _loading.get((loop, key))
+    if pending is not None:
+        return await asyncio.shield(pending)
+    future: asyncio.Future[Receiver | None] = loop.create_future()
+    _loading[(loop, key)] = future
+    try:
+        found = await asyncio.to_thread(_load_receiver, ctx, integration_id, webhook_id)
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: waiters re-raise it
+        raise
+    finally:
+        _loading.pop((loop, key), None)
     if len(_receivers) > 10_000:
         _receivers.clear()
-    _receivers[key] = (now, found)
+    _receivers[key] = (time.monotonic(), found)
+    future.set_result(found)
     return found
+
+
+_loading: dict[tuple[asyncio.AbstractEventLoop, tuple[str, str]], asyncio.Future[Receiver | None]] = {}
 
 
 def forget_receivers() -> None:
