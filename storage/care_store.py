@@ -302,8 +302,8 @@ class CareStore:
                                           record_id=rid, content_hash=it.content_hash, vendor_hash=it.content_hash,
                                           source_updated_at=aware(it.source_updated_at), last_run_id=self.run_id,
                                           deleted=False))
-                    lineage_new.append(self._lineage(rid, "*", stream, ext_id, now))
-                    outcomes.append(self._outcome(stream, care_type, ext_id, rid, "created", ""))
+                    # Creations need no outcome or lineage rows: the create version (run, integration) and the
+                    # external link (source record) already say where every field came from.
                     counts.created += 1
                     continue
                 archived = rec.deleted_at is not None or link.deleted
@@ -741,11 +741,25 @@ def rollback_run(db: Database, run_id: str, actor: str = "") -> dict[str, int]:
 
 
 def field_lineage(db: Database, record_id: str) -> dict[str, dict[str, Any]]:
-    """Which integration, run and source record last wrote each field (``"*"``: every field not listed)."""
+    """Which integration, run and source record last wrote each field (``"*"``: every field not listed).
+
+    Fields changed since creation have their own rows; the rest come from the record's creation (its first
+    version and, for synced records, the external link to the source record).
+    """
     with db.session() as s:
         rows = s.execute(select(FieldLineage).where(col(FieldLineage.record_id) == record_id)).scalars()
-        return {r.field: {"system": r.system, "integration_id": r.integration_id, "run_id": r.run_id,
-                          "stream": r.stream, "source_record_id": r.source_record_id} for r in rows}
+        out = {r.field: {"system": r.system, "integration_id": r.integration_id, "run_id": r.run_id,
+                         "stream": r.stream, "source_record_id": r.source_record_id} for r in rows}
+        if "*" not in out:
+            first = s.execute(select(CareRecordVersion).where(col(CareRecordVersion.record_id) == record_id,
+                                                              col(CareRecordVersion.version) == 1)).scalars().first()
+            link = s.execute(select(ExternalLink).where(col(ExternalLink.record_id) == record_id)
+                             .order_by(col(ExternalLink.id))).scalars().first()
+            if first is not None:
+                out["*"] = {"system": first.integration_id or WCN, "integration_id": first.integration_id,
+                            "run_id": first.run_id, "stream": link.stream if link is not None else "",
+                            "source_record_id": link.external_id if link is not None else ""}
+        return out
 
 
 def reconcile_run(db: Database, integration_id: str, run_id: str, streams: Sequence[str]) -> dict[str, Any]:
