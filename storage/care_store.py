@@ -302,8 +302,8 @@ class CareStore:
                                           record_id=rid, content_hash=it.content_hash, vendor_hash=it.content_hash,
                                           source_updated_at=aware(it.source_updated_at), last_run_id=self.run_id,
                                           deleted=False))
-                    # Creations need no outcome or lineage rows: the create version (run, integration) and the
-                    # external link (source record) already say where every field came from.
+                    lineage_new.append(self._lineage(rid, "*", stream, ext_id, now))
+                    outcomes.append(self._outcome(stream, care_type, ext_id, rid, "created", ""))
                     counts.created += 1
                     continue
                 archived = rec.deleted_at is not None or link.deleted
