@@ -8,7 +8,7 @@ import pytest
 
 from connectors.manifest import StreamField
 from engine.caretypes import CARE_TYPES
-from engine.mapping import compile_design
+from engine.mapping import FieldMapping, TransformStep, compile_design
 from ui.components.connection_form import form_fields, uses_redirect
 from ui.components.connector_access import catalog
 from ui.components.mapping_state import MappingDraft, SourceField, humanise, target_fields
@@ -188,3 +188,16 @@ def test_filter_values_and_sentences() -> None:
     assert filter_value("100", "gt", "string") == 100
     assert filter_value("", "exists", "string") is None
     assert filter_sentence("Status", "in", ["AUTHORISED", "PAID"]) == "Only records whose Status is one of AUTHORISED, PAID"
+
+
+def test_changing_the_first_step_keeps_the_rest_until_removed() -> None:
+    d = draft()
+    d.map("EmailAddress", "email")
+    d.accept(FieldMapping(source_field="EmailAddress", target_field="email",
+                          transformation=[TransformStep(function="trim"), TransformStep(function="lower")]))
+    d.set_transform("email", "upper")
+    assert [s.function for s in d.mappings["email"].steps()] == ["upper", "lower"]
+    d.drop_extra_steps("email")
+    assert [s.function for s in d.mappings["email"].steps()] == ["upper"]
+    d.set_transform("email", None)
+    assert d.mappings["email"].steps() == []

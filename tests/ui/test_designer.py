@@ -208,6 +208,8 @@ async def test_start_from_the_ready_made_mapping_then_preview_and_save(user: Use
     await user.should_see(marker="mapped:name")
     await user.should_see(marker="mapped:address.postcode")
     await user.should_see("Not saved yet")
+    await user.should_see(marker="more-steps:email")  # the template trims, then lower-cases
+    await user.should_see("Then also: changes the text to lower case.")
     user.find(marker="run-preview").click()
     await user.should_see(marker="preview-summary")
     user.find(marker="save-design").click()

@@ -163,12 +163,21 @@ class MappingDraft:
             self.dirty = True
 
     def set_transform(self, target: str, function: str | None, args: Mapping[str, Any] | None = None) -> None:
-        """Replace the target's transformation with one library function (None removes it)."""
+        """Set the first step of the target's transformation (later steps stay); None removes every step."""
         old = self.mappings.get(target)
         if old is None:
             raise KeyError(f"{target!r} is not mapped yet")
-        steps = [TransformStep(function=function, args=dict(args or {}))] if function else []
+        steps = [TransformStep(function=function, args=dict(args or {})), *old.steps()[1:]] if function else []
         self.mappings[target] = old.model_copy(update={"transformation": steps, "transformation_function": None})
+        self.dirty = True
+
+    def drop_extra_steps(self, target: str) -> None:
+        """Keep only the first transformation step."""
+        old = self.mappings.get(target)
+        if old is None:
+            raise KeyError(f"{target!r} is not mapped yet")
+        self.mappings[target] = old.model_copy(update={"transformation": old.steps()[:1],
+                                                       "transformation_function": None})
         self.dirty = True
 
     def set_expression(self, target: str, expression: str | None) -> None:

@@ -451,7 +451,7 @@ class Designer:
                         on_change=lambda e, p=t.path: self._two_way(p, bool(e.value))).mark(f"two-way:{t.path}")
 
     def _transform_picker(self, t: TargetField, mapping: Any) -> None:
-        steps = mapping.transformation
+        steps = mapping.steps()
         current = steps[0].function if steps else ""
         options = function_options(self.advanced)
         if current and current not in options:
@@ -459,6 +459,13 @@ class Designer:
         ui.select(options, value=current, label=f"Change the value for {t.label}", with_input=True,
                   on_change=lambda e, p=t.path: self._pick(p, e.value)).props(
             'dense options-dense aria-label="Transformation"').classes("w-full").mark(f"transform:{t.path}")
+        if len(steps) > 1:
+            with ui.row().classes("items-center gap-2"):
+                ui.label("Then also: " + ", ".join(FUNCTIONS[x.function].description.rstrip(".").lower()
+                                                   if x.function in FUNCTIONS else x.function for x in steps[1:])
+                         + ".").classes("text-sm").mark(f"more-steps:{t.path}")
+                aria(ui.button("Remove these", on_click=lambda p=t.path: self._drop_extra(p)).props(
+                    "flat dense no-caps"), f"Remove the extra steps of {t.label}")
         spec = FUNCTIONS.get(current) if current else None
         if spec is None:
             return
@@ -525,15 +532,19 @@ class Designer:
         self.filters_panel.refresh()
         self.explanation.refresh()
 
+    def _drop_extra(self, target: str) -> None:
+        self.draft.drop_extra_steps(target)
+        self.changed()
+
     def _pick(self, target: str, function: str | None) -> None:
         self.draft.set_transform(target, function or None)
         self.changed()
 
     def _arg(self, target: str, name: str, text: Any, kind: str) -> None:
         mapping = self.draft.mappings.get(target)
-        if mapping is None or not mapping.transformation:
+        if mapping is None or not mapping.steps():
             return
-        step = mapping.transformation[0]
+        step = mapping.steps()[0]
         try:
             value = parse_arg(str(text or ""), kind)
         except ValueError as exc:
