@@ -102,8 +102,9 @@ async def enqueue_run(db: Database, redis: ArqRedis, integration_id: str, trigge
 
     One run per integration at a time: when a run is already queued, running, waiting or paused, its id is
     returned instead. ``params``: ``full`` (read every stream from the start, ignoring checkpoints),
-    ``retry_failed`` (send again the records whose outbound writes are in the errors inbox; they are resolved
-    when they succeed), ``streams`` (limit the run to these), anything else the caller wants on the run.
+    ``retry_failed`` or ``error_ids``/``record_ids`` from the errors inbox (resend those failed outbound records
+    and re-read in full; errors are resolved as their records succeed), ``streams`` (limit the run to these),
+    anything else the caller wants on the run.
     """
     run, created = await _io(runrepo.create_run, db, integration_id, trigger, params, requested_by)
     if created:
@@ -319,8 +320,9 @@ class AsyncCareStore:
                              limit: int) -> OutboundBatch:
         return await _io(self.s.outbound_batch, stream, care_type, checkpoint, limit)
 
-    async def failed_outbound(self, stream: str, care_type: str, limit: int) -> OutboundBatch:
-        return await _io(self.s.failed_outbound, stream, care_type, limit)
+    async def failed_outbound(self, stream: str, care_type: str, limit: int,
+                              record_ids: Sequence[str] | None = None) -> OutboundBatch:
+        return await _io(self.s.failed_outbound, stream, care_type, limit, record_ids)
 
     async def mark_pending(self, stream: str, candidates: Sequence[OutboundCandidate]) -> None:
         await _io(self.s.mark_pending, stream, candidates)
@@ -421,9 +423,13 @@ def _load(db: Database, run: SyncRun) -> _Loaded:
                                 deleted_field=deleted_when.get("field") or None,
                                 deleted_values=frozenset(deleted_when.get("values") or ())))
     policy = RetryPolicy.from_config(cfg.retry_policy)
-    options = RunOptions(run_id=run.id, integration_id=integ.id, full=bool(run.params.get("full")),
+    # A retry from the errors inbox (error_ids/record_ids, or retry_failed) resends failed outbound records and
+    # re-reads the streams in full, so records that failed mapping or validation are stored once they pass.
+    retry = bool(run.params.get("retry_failed") or run.params.get("error_ids") or run.params.get("record_ids"))
+    options = RunOptions(run_id=run.id, integration_id=integ.id, full=bool(run.params.get("full")) or retry,
+                         retry_record_ids=tuple(str(r) for r in run.params.get("record_ids") or ()),
                          approved=bool(run.params.get("approved")), batch_size=max(1, cfg.batch_size),
-                         retry_failed=bool(run.params.get("retry_failed")),
+                         retry_failed=retry,
                          error_threshold=cfg.error_threshold, max_change_share=cfg.max_change_share,
                          pause_on_empty_read=cfg.pause_on_empty_read, policy=policy)
     return _Loaded(integ, cfg, plans, options)
@@ -468,7 +474,8 @@ async def run_sync(ctx: dict[str, Any], run_id: str) -> str:
         breaker = RedisBreakerStore(redis, handle.breaker_key,
                                     int((loaded.config.retry_policy or {}).get("breaker_threshold", 5)),
                                     float((loaded.config.retry_policy or {}).get("breaker_reset_seconds", 60)))
-        store = AsyncCareStore(CareStore(db, loaded.integration.id, run_id))
+        store = AsyncCareStore(CareStore(db, loaded.integration.id, run_id,
+                                         resolve_on_success=loaded.options.retry_failed))
         runner = SyncRunner(store=store, reporter=reporter, classify=classify, reader=handle.reader,
                             writer=handle.writer, breaker=breaker)
         counts = await runner.run(loaded.plans, loaded.options)

@@ -133,10 +133,11 @@ def _bulk_update(s: Session, model: Any, rows: Sequence[Mapping[str, Any]]) -> N
 class CareStore:
     """The store as one run of one integration sees it (sync methods; wrap them for async callers)."""
 
-    def __init__(self, db: Database, integration_id: str, run_id: str) -> None:
+    def __init__(self, db: Database, integration_id: str, run_id: str, *, resolve_on_success: bool = False) -> None:
         self.db = db
         self.integration_id = integration_id
         self.run_id = run_id
+        self.resolve_on_success = resolve_on_success  # retry runs close the inbox errors of records that now pass
 
     # ------------------------------------------------------------------ checkpoints and counts
 
@@ -384,6 +385,15 @@ class CareStore:
                 _bulk_insert(s, RecordOutcome, outcomes)
             if errors:
                 _bulk_insert(s, IntegrationError, errors)
+            if self.resolve_on_success:
+                ok_ids = [i.external_id for i in latest.values() if not i.error and not i.skipped_reason]
+                for chunk in _chunks(ok_ids):
+                    s.execute(update(IntegrationError).execution_options(synchronize_session=False).where(
+                        col(IntegrationError.integration_id) == self.integration_id,
+                        col(IntegrationError.stream) == stream, col(IntegrationError.error_type) == "validation",
+                        col(IntegrationError.resolved) == False, col(IntegrationError.record_id).in_(chunk))  # noqa: E712
+                        .values(resolved=True, resolution_action="retried", resolved_at=now, resolved_by="sync",
+                                resolution_note=f"stored by run {self.run_id}"))
             fault_point("after_records")
             self._bump_counts(s, stream, counts, changes=changes)
             self._put_checkpoint(s, stream, "inbound", checkpoint)
@@ -563,15 +573,18 @@ class CareStore:
                     updated_at=aware(rec.updated_at), in_review=rid in review, deleted=rec.deleted_at is not None))
             return OutboundBatch(out, new_cp, exhausted=len(rows) < limit)
 
-    def failed_outbound(self, stream: str, care_type: str, limit: int) -> OutboundBatch:
+    def failed_outbound(self, stream: str, care_type: str, limit: int,
+                        record_ids: Sequence[str] | None = None) -> OutboundBatch:
         """Records whose outbound write failed (open errors in the inbox), offered again at their current
         version; no checkpoint moves. Successful ones resolve their errors in :meth:`commit_outbound`."""
         with self.db.session() as s:
             ids = list(dict.fromkeys(r for r in s.execute(select(col(IntegrationError.record_id)).where(
                 col(IntegrationError.integration_id) == self.integration_id, col(IntegrationError.stream) == stream,
                 col(IntegrationError.error_type) == "vendor", col(IntegrationError.resolved) == False,  # noqa: E712
-                col(IntegrationError.resolution_action).is_(None)).order_by(col(IntegrationError.timestamp))
-            ).scalars() if r))
+            ).order_by(col(IntegrationError.timestamp))).scalars() if r))
+        if record_ids:
+            wanted = set(record_ids)
+            ids = [i for i in ids if i in wanted]
         out: list[OutboundCandidate] = []
         for rid in ids:
             if len(out) >= limit:

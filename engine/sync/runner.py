@@ -74,6 +74,7 @@ class RunOptions:
     pause_on_empty_read: bool = True
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     retry_failed: bool = False  # resend records whose outbound writes sit in the errors inbox
+    retry_record_ids: tuple[str, ...] = ()  # ... only these records (empty: every failed one)
 
 
 class RunPaused(Exception):
@@ -321,7 +322,8 @@ class SyncRunner:
         retrying = options.retry_failed
         while True:
             if retrying:
-                batch = await self.store.failed_outbound(plan.stream, plan.care_type, options.batch_size)
+                batch = await self.store.failed_outbound(plan.stream, plan.care_type, options.batch_size,
+                                                         options.retry_record_ids or None)
                 if not batch.candidates:
                     retrying = False
                     continue

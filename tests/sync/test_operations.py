@@ -120,3 +120,32 @@ async def test_metrics_for_the_health_page(ctx, arq, redis_url):
         assert m["runs"] == 2 and m["sync_success_rate"] == 0.5
         assert m["data_accuracy"] == 1.0 and m["run_duration_avg_s"] is not None
         assert m["open_errors"] == 1 and m["live_workers"] == 1 and m["worker_availability"] == 1.0
+
+
+async def test_retry_from_the_errors_inbox_stores_fixed_records_and_resolves_errors(ctx, arq, redis_url):
+    from storage.models import IntegrationError, MappingDesign
+
+    db = ctx.db
+    with xero_sandbox(contacts=30) as sb:
+        integ = make_integration(db, ctx.box, sb)
+
+        def require_vat(required: bool) -> None:
+            with db.session() as s:
+                d = s.execute(select(MappingDesign).where(MappingDesign.integration_id == integ)).scalar_one()
+                d.design = {**d.design, "mappings": [{**m, "required": required} if m.get("targetField") == "vatNumber"
+                                                     else m for m in d.design["mappings"]]}
+                s.add(d)
+
+        require_vat(True)
+        first = await enqueue_run(db, arq, integ, "manual")
+        await drain(ctx, redis_url)
+        assert runrepo.get_run(db, first).counts["failed"] == 30 and linked(db, integ) == {}
+        with db.session() as s:
+            ids = [e.id for e in s.execute(select(IntegrationError)).scalars()]
+        require_vat(False)  # the manager fixes the design, then retries from the inbox
+        retry = await enqueue_run(db, arq, integ, "retry", {"error_ids": ids, "record_ids": [], "streams": ["contacts"]})
+        await drain(ctx, redis_url)
+        run = runrepo.get_run(db, retry)
+        assert run.status == "succeeded" and run.counts["created"] == 30
+        with db.session() as s:
+            assert all(e.resolved for e in s.execute(select(IntegrationError)).scalars())
