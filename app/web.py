@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -108,6 +109,15 @@ def _mount_sandboxes() -> None:
 def serve(ctx: AppContext | None = None) -> None:
     """Run the web server in this process until interrupted."""
     ctx = configure(ctx)
+    _settle_garbage_collector()
     ui.run(host=ctx.settings.host, port=ctx.settings.port, title="CareHub", language="en-GB", reload=False, show=False,
            storage_secret=ctx.settings.effective_session_secret(), favicon="🏥", show_welcome_message=False,
            fastapi_docs=False)
+
+
+def _settle_garbage_collector() -> None:
+    # Everything imported at start-up lives for the whole process: moving it out of the
+    # collector's generations removes ~100 ms full-collection stalls from request latency.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
