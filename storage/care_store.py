@@ -12,7 +12,6 @@ import os
 import signal
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -77,19 +76,13 @@ def _chunks(items: Sequence[Any], n: int = _CHUNK) -> Iterable[Sequence[Any]]:
         yield items[i:i + n]
 
 
-def _sqlite_text(column: Any, value: Any) -> Any:
-    """The text SQLAlchemy's SQLite types would store, made faster (orjson, one strftime)."""
-    if value is None:
-        return None
-    if isinstance(column.type, JSON):
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-    return _datetime_text(value)
+def _json_text(value: Any) -> Any:
+    return None if value is None else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-@lru_cache(maxsize=4096)
-def _datetime_text(value: datetime) -> str:
-    # A page shares a handful of timestamps ("now"), so formatting each once pays.
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+def _datetime_text(value: Any) -> Any:
+    # SQLAlchemy's SQLite DATETIME storage format (naive, always with microseconds), via the C isoformat.
+    return None if value is None else value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _bulk_insert(s: Session, model: Any, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -106,11 +99,12 @@ def _bulk_insert(s: Session, model: Any, rows: Sequence[Mapping[str, Any]]) -> N
         s.execute(table.insert(), list(rows))
         return
     cols = list(rows[0])
-    convert = [table.c[c] if isinstance(table.c[c].type, JSON | DateTime) else None for c in cols]
+    json_cols = {c for c in cols if isinstance(table.c[c].type, JSON)}
+    time_cols = {c for c in cols if isinstance(table.c[c].type, DateTime)}
     sql = (f'INSERT INTO "{table.name}" ({", ".join(chr(34) + c + chr(34) for c in cols)}) '  # noqa: S608
            f'VALUES ({", ".join("?" for _ in cols)})')
-    params = [tuple(r[c] if conv is None else _sqlite_text(conv, r[c]) for c, conv in zip(cols, convert, strict=True))
-              for r in rows]
+    params = [tuple(_json_text(r[c]) if c in json_cols else _datetime_text(r[c]) if c in time_cols else r[c]
+                    for c in cols) for r in rows]
     cursor = s.connection().connection.cursor()
     try:
         cursor.executemany(sql, params)
