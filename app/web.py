@@ -17,6 +17,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from app.api import api_mount
 from app.context import AppContext, get_context
 from app.webhooks_in import webhooks_app
+from connectors.sandboxes import mount_sandboxes_lazily
 from ui import services as ui_services
 from ui.components import theme as ui_theme
 from ui.pages import register_all
@@ -98,12 +99,7 @@ def _enqueue_retry(ctx: AppContext) -> Callable[[str, dict[str, Any], str], Awai
 
 
 def _mount_sandboxes() -> None:
-    try:
-        from connectors.sandboxes import mount_sandboxes  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:  # the sandbox registry is optional until connectors land
-        log.info("no sandboxes available to mount")
-        return
-    mount_sandboxes(nicegui_app, prefix="/sandbox")
+    mount_sandboxes_lazily(nicegui_app, prefix="/sandbox")
 
 
 def serve(ctx: AppContext | None = None) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import FastAPI
+from starlette.routing import Router
+from starlette.types import Receive, Scope, Send
 
 from connectors.sandboxes import (
     bamboohr,
@@ -83,4 +85,45 @@ def mount_sandboxes(app: FastAPI, prefix: str = "/sandbox", config: SandboxConfi
     return mounted
 
 
-__all__ = ["SANDBOXES", "Faults", "SandboxConfig", "SandboxFactory", "mount_sandboxes"]
+class LazySandboxes:
+    """One ASGI app serving every sandbox at ``/<id>``, each built on its first request.
+
+    Building all ~50 vendor apps costs about a second; the web app mounts this instead so
+    start-up (and every UI test, which re-mounts after NiceGUI's reset) pays only for the
+    sandboxes actually used.
+    """
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig()
+        self.router = Router()
+        self.apps: dict[str, FastAPI] = {}
+
+    def app_for(self, sid: str) -> FastAPI | None:
+        """The sandbox app for ``sid``, built and mounted on first use; None if unknown."""
+        if sid not in self.apps:
+            factory = SANDBOXES.get(sid)
+            if factory is None:
+                return None
+            self.apps[sid] = factory(self.config)
+            self.router.mount(f"/{sid}", self.apps[sid])
+        return self.apps[sid]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in {"http", "websocket"}:
+            path: str = scope.get("path", "")
+            root: str = scope.get("root_path", "")
+            relative = path[len(root):] if root and path.startswith(root) else path
+            self.app_for(relative.lstrip("/").split("/", 1)[0])
+        await self.router(scope, receive, send)
+
+
+def mount_sandboxes_lazily(app: FastAPI, prefix: str = "/sandbox",
+                           config: SandboxConfig | None = None) -> LazySandboxes:
+    """Mount every registered sandbox under ``prefix``, each built on its first request."""
+    lazy = LazySandboxes(config)
+    app.mount(prefix, lazy)
+    return lazy
+
+
+__all__ = ["SANDBOXES", "Faults", "LazySandboxes", "SandboxConfig", "SandboxFactory", "mount_sandboxes",
+           "mount_sandboxes_lazily"]

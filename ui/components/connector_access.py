@@ -62,10 +62,19 @@ def has_sandbox(connector: ConnectorManifest) -> bool:
 
 def practice_settings(connector_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The mounted sandbox's own test settings and credentials (``app.state.config`` / ``.credentials``)."""
+    from connectors.sandboxes import LazySandboxes
+
     path = f"{SANDBOX_PREFIX}/{connector_id}"
     for route in nicegui_app.routes:
-        if isinstance(route, Mount) and route.path == path:
-            state = getattr(route.app, "state", None)
+        if not isinstance(route, Mount):
+            continue
+        sandbox: Any = route.app
+        if route.path == SANDBOX_PREFIX and isinstance(sandbox, LazySandboxes):
+            sandbox = sandbox.app_for(connector_id)
+        elif route.path != path:
+            continue
+        if sandbox is not None:
+            state = getattr(sandbox, "state", None)
             config = getattr(state, "config", None)
             creds = getattr(state, "credentials", None)
             return (dict(config) if isinstance(config, Mapping) else {},
