@@ -6,13 +6,13 @@ import base64
 import json
 import re
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
 from fastapi import FastAPI
+from shared_docs import VENDOR_SPECS
 
 from connectors.errors import VendorError
 from connectors.fhir.gp_connect import GpConnectSession, access_token
@@ -23,7 +23,7 @@ from connectors.sessions import open_session
 
 from .conftest import TEMPLATES, fast_rules
 
-SPECS = Path("/work/shared/vendor-specs/gp-connect")
+SPECS = VENDOR_SPECS / "gp-connect"
 MANIFEST = load_manifest(TEMPLATES / "gp_connect.yaml")
 SNOMED = "http://snomed.info/sct"
 CONFIG = {"consumer_asid": "200000000359", "provider_asid": gpc.PROVIDER_ASID, "ods_code": "VM123",

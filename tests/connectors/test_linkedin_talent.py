@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import json
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,6 +25,7 @@ import yaml
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from jsonschema import Draft7Validator
+from shared_docs import VENDOR_SPECS
 
 from connectors.catalog import load_catalog
 from connectors.errors import AuthFailed
@@ -54,7 +54,7 @@ from .workforce_helpers import (
     storm_starter,
 )
 
-SPEC_FILE = Path("/work/shared/vendor-specs/linkedin/job_posting_v2.yaml")
+SPEC_FILE = VENDOR_SPECS / "linkedin/job_posting_v2.yaml"
 RECORDS = {"job_postings": 40, "job_posting_tasks": 55}
 SECRETS = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
 

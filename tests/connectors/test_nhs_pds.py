@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from openapi_schema_validator import OAS30Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
+from shared_docs import VENDOR_SPECS
 
 from connectors.errors import ConnectorError, VendorError
 from connectors.manifest import Backoff, ConnectorManifest, RateLimits, load_manifest
@@ -29,7 +30,7 @@ from connectors.sandboxes.common import SandboxConfig, nhs_check_digit
 from engine.ports import OutboundRecord
 
 MANIFEST = Path(__file__).resolve().parents[2] / "templates" / "connectors" / "nhs_pds.yaml"
-SPEC_DIR = Path("/work/shared/vendor-specs/nhs-pds/specification")
+SPEC_DIR = VENDOR_SPECS / "nhs-pds/specification"
 SECRETS = {"api_key": nhs_pds.API_KEY, "kid": nhs_pds.KID}
 BASE_URL = "http://pds.sandbox/personal-demographics/FHIR/R4"
 TOKEN_URL = "http://pds.sandbox/oauth2/token"

@@ -4,7 +4,6 @@ and requests/replies checked against the OBIE OpenAPI schemas (vendor-specs/open
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
+from shared_docs import VENDOR_SPECS
 
 from connectors.banking.obie import authorization_url, complete_authorisation, create_consent
 from connectors.errors import ConnectorError, VendorError
@@ -29,7 +29,7 @@ from engine.ports import OutboundRecord
 
 from .conftest import TEMPLATES, fast_rules
 
-SPEC = Path("/work/shared/vendor-specs/open-banking/account-info-openapi.yaml")
+SPEC = VENDOR_SPECS / "open-banking/account-info-openapi.yaml"
 MANIFEST = load_manifest(TEMPLATES / "open_banking.yaml")
 REDIRECT = "https://carehub.example/connect/callback"
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

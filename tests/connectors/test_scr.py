@@ -7,7 +7,6 @@ import itertools
 import json
 import re
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
+from shared_docs import VENDOR_SPECS
 
 from connectors.errors import VendorError
 from connectors.fhir.scr import ScrSession
@@ -29,7 +29,7 @@ from connectors.sessions import open_session
 
 from .conftest import TEMPLATES, fast_rules
 
-SPEC = Path("/work/shared/vendor-specs/nhs-scr/specification")
+SPEC = VENDOR_SPECS / "nhs-scr/specification"
 MANIFEST = load_manifest(TEMPLATES / "nhs_scr.yaml")
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 PRIVATE = KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

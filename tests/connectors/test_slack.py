@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from jsonschema import Draft4Validator
+from shared_docs import VENDOR_SPECS
 
 from connectors.errors import VendorError
 from connectors.manifest import Backoff, ConnectorManifest, RateLimits, load_manifest
@@ -27,7 +28,7 @@ from engine.ports import OutboundRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "templates" / "connectors" / "slack.yaml"
-SPECS = Path("/work/shared/vendor-specs/slack")
+SPECS = VENDOR_SPECS / "slack"
 WEB_SPEC = SPECS / "slack_web_openapi_v2_without_examples.json"
 EVENTS_SPEC = SPECS / "slack_events_api_async_v1.json"
 CONFIG = {"channel_id": slack.CHANNEL_ID}

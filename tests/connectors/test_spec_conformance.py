@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,12 +14,13 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 from referencing import Registry, Resource
+from shared_docs import VENDOR_SPECS
 
 from engine.ports import OutboundRecord
 
 from .conftest import SessionFactory, new_sandbox
 
-SPECS = Path("/work/shared/vendor-specs")
+SPECS = VENDOR_SPECS
 pytestmark = pytest.mark.skipif(not SPECS.exists(), reason="vendor specs not available")
 
 
