@@ -133,9 +133,7 @@ async def reject(db: Database, run_id: str, actor: str) -> bool:
 
 async def rollback(db: Database, run_id: str, actor: str) -> dict[str, int]:
     """Undo a run's changes to care records from version history (see :func:`storage.care_store.rollback_run`)."""
-    result = await _io(_rollback_run, db, run_id, actor)
-    await _io(runrepo.add_event, db, run_id, "rolled_back", f"rolled back by {actor}", {**result, "actor": actor})
-    return result
+    return await _io(_rollback_run, db, run_id, actor)
 
 
 def rollback_run(db: Database, run_id: str, actor: str = "") -> dict[str, int]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import JSON, DateTime, and_, bindparam, func, select, update
 from sqlmodel import Session, col
+from sqlmodel import select as model_select
 
 from engine.ports import WriteOutcome
 from engine.sync.keys import content_hash, idempotency_key
@@ -30,6 +32,7 @@ from engine.sync.ownership import (
     decide_inbound,
 )
 from engine.sync.ports import Counts, MappedItem, OutboundBatch, OutboundCandidate, PageResult
+from storage.audit import record_audit
 from storage.db import Database
 from storage.models import (
     CareRecord,
@@ -42,6 +45,7 @@ from storage.models import (
     RecordOutcome,
     RunStatus,
     SyncRun,
+    SyncRunEvent,
     new_id,
     utcnow,
 )
@@ -695,56 +699,107 @@ class CareStore:
         return counts
 
 
-def rollback_run(db: Database, run_id: str, actor: str = "") -> dict[str, int]:
-    """Undo a run's inbound changes from version history: each record it touched goes back to its state
-    before the run (records the run created are archived). Records changed again by a later run are left
-    alone and counted as ``kept``. Marks the run ``rolled_back``."""
-    restored = archived = kept = 0
+class RollbackRefused(ValueError):
+    """A run cannot be rolled back now; the message says why in plain English."""
+
+
+@dataclass
+class RollbackReport:
+    """What undoing a run did."""
+
+    run_id: str
+    restored: int = 0
+    removed: int = 0
+    kept_changed_later: int = 0
+    records: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form for events and audit rows."""
+        return {"run_id": self.run_id, "restored": self.restored, "removed": self.removed,
+                "kept_changed_later": self.kept_changed_later}
+
+
+def rollback_run_in(session: Session, run_id: str, *, actor: str, reason: str = "") -> RollbackReport:
+    """Undo every care-store write of a run from version history; the run becomes ``rolled_back``.
+
+    A record the run created is removed (soft delete, history kept); a record it changed gets its
+    data from just before the run back, as a new ``rollback`` version. A record a later run changed
+    again is left as it is and counted in ``kept_changed_later``. Audited.
+    """
+    run = session.get(SyncRun, run_id)
+    if run is None:
+        raise RollbackRefused("That run does not exist.")
+    if run.status == RunStatus.ROLLED_BACK.value:
+        raise RollbackRefused("This run has already been rolled back.")
+    if run.status in (RunStatus.RUNNING.value, RunStatus.QUEUED.value):
+        raise RollbackRefused("The run is still going: cancel it or wait for it to finish before rolling back.")
+    versions = session.exec(model_select(CareRecordVersion).where(CareRecordVersion.run_id == run_id)
+                            .order_by(col(CareRecordVersion.id))).all()
+    first: dict[str, CareRecordVersion] = {}
+    last: dict[str, int] = {}
+    for version in versions:
+        first.setdefault(version.record_id, version)
+        last[version.record_id] = max(last.get(version.record_id, 0), version.version)
+    report = RollbackReport(run_id=run_id)
     now = utcnow()
-    with db.session() as s:
-        run = s.get(SyncRun, run_id)
-        if run is None:
-            raise KeyError(f"no sync run {run_id}")
-        touched = s.execute(select(CareRecordVersion).where(col(CareRecordVersion.run_id) == run_id)
-                         .order_by(col(CareRecordVersion.record_id), col(CareRecordVersion.version))).scalars().all()
-        first: dict[str, CareRecordVersion] = {}
-        last: dict[str, CareRecordVersion] = {}
-        for v in touched:
-            first.setdefault(v.record_id, v)
-            last[v.record_id] = v
-        for rid, v0 in first.items():
-            rec = s.get(CareRecord, rid)
-            if rec is None:
-                continue
-            if rec.version != last[rid].version:
-                kept += 1
-                continue
-            version = rec.version + 1
-            if v0.version == 1:
-                rec.deleted_at = now
-                data = dict(rec.data or {})
-                archived += 1
-                for lk in s.execute(select(ExternalLink).where(col(ExternalLink.record_id) == rid)).scalars():
-                    lk.deleted = True
-                    s.add(lk)
-            else:
-                prev = s.execute(select(CareRecordVersion).where(
-                    col(CareRecordVersion.record_id) == rid, col(CareRecordVersion.version) == v0.version - 1)).scalars().first()
-                data = dict(prev.data or {}) if prev is not None else {}
-                rec.deleted_at = None if prev is None or prev.change_kind != "delete" else rec.deleted_at
-                restored += 1
-            rec.data = data
-            rec.content_hash = content_hash(data)
-            rec.version = version
-            rec.origin = WCN
-            rec.updated_at = now
-            s.add(rec)
-            s.add(CareRecordVersion(record_id=rid, version=version, data=data, content_hash=rec.content_hash,
-                                    change_kind="rollback", integration_id="", run_id=run_id,
-                                    changed_by=actor or "rollback", changed_at=now))
-        run.status = RunStatus.ROLLED_BACK.value
-        s.add(run)
-    return {"restored": restored, "archived": archived, "kept": kept}
+    for record_id, earliest in first.items():
+        record = session.get(CareRecord, record_id)
+        if record is None:
+            continue
+        if record.version > last[record_id]:
+            report.kept_changed_later += 1  # a later write owns it now; undoing would lose that change
+            continue
+        previous = None if earliest.change_kind == "create" else session.exec(
+            model_select(CareRecordVersion).where(CareRecordVersion.record_id == record_id,
+                                            CareRecordVersion.version == earliest.version - 1)).first()
+        record.version += 1
+        record.updated_at = now
+        if previous is None:
+            record.deleted_at = now
+            report.removed += 1
+        else:
+            record.data = dict(previous.data)
+            record.content_hash = previous.content_hash
+            record.deleted_at = None
+            report.restored += 1
+        session.add(record)
+        session.add(CareRecordVersion(record_id=record_id, version=record.version, data=dict(record.data),
+                                      content_hash=record.content_hash, change_kind="rollback",
+                                      integration_id=run.integration_id, run_id=f"rb-{run_id}"[:32],
+                                      changed_by=actor, changed_at=now))
+        report.records.append(record_id)
+    undone = set(report.records)
+    for lineage in session.exec(model_select(FieldLineage).where(FieldLineage.run_id == run_id)).all():
+        if lineage.record_id in undone:
+            session.delete(lineage)
+    for link in session.exec(model_select(ExternalLink).where(ExternalLink.last_run_id == run_id)).all():
+        if link.record_id not in undone:
+            continue
+        created_here = first.get(link.record_id) is not None and first[link.record_id].change_kind == "create"
+        if created_here:
+            session.delete(link)
+        else:
+            link.content_hash = ""
+            session.add(link)
+    for error in session.exec(model_select(IntegrationError).where(IntegrationError.run_id == run_id,
+                                                             col(IntegrationError.resolved).is_(False))).all():
+        error.resolved, error.resolution_action, error.resolved_at, error.resolved_by = True, "rolled_back", now, actor
+        error.resolution_note = "The run was rolled back."
+        session.add(error)
+    run.status = RunStatus.ROLLED_BACK.value
+    session.add(run)
+    session.add(SyncRunEvent(run_id=run_id, kind="rolled_back", message=f"Rolled back by {actor}. {reason}".strip(),
+                             data=report.as_dict()))
+    record_audit(session, actor=actor, action="run.rollback", entity_type="sync_run", entity_id=run_id,
+                 detail={**report.as_dict(), "reason": reason})
+    return report
+
+
+def rollback_run(db: Database, run_id: str, actor: str = "", reason: str = "") -> dict[str, int]:
+    """Undo a run in its own transaction; counts as ``restored``, ``archived`` and ``kept``."""
+    with db.session() as session:
+        report = rollback_run_in(session, run_id, actor=actor or "rollback", reason=reason)
+    return {"restored": report.restored, "archived": report.removed, "kept": report.kept_changed_later}
 
 
 def field_lineage(db: Database, record_id: str) -> dict[str, dict[str, Any]]:

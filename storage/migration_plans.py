@@ -1,8 +1,7 @@
 """Migration plans end to end: wizard state, dry run, phases, run, reconcile, cut over and roll back.
 
-Also the care-store writes and run rollback that migrations need (versioned writes with lineage and
-external links; a rollback restores every record a run touched from its version history). These
-are written against the storage models directly until ``storage.care_store`` offers the same.
+Also the versioned care-store writes a migration phase makes (with lineage and external links).
+Rolling a phase back uses the one run rollback of :mod:`storage.care_store`.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -24,6 +23,7 @@ from engine.migration.legacy import (
 )
 from engine.migration.quality import assess, summary
 from storage.audit import record_audit
+from storage.care_store import RollbackRefused, RollbackReport, rollback_run_in
 from storage.models import (
     CareRecord,
     CareRecordVersion,
@@ -133,96 +133,12 @@ def _link(session: Session, link: ExternalLink | None, integration_id: str, stre
     session.add(link)
 
 
-@dataclass
-class RollbackReport:
-    """What undoing a run did."""
-
-    run_id: str
-    restored: int = 0
-    removed: int = 0
-    kept_changed_later: int = 0
-    records: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form for events and audit rows."""
-        return {"run_id": self.run_id, "restored": self.restored, "removed": self.removed,
-                "kept_changed_later": self.kept_changed_later}
-
-
 def rollback_run(session: Session, run_id: str, *, actor: str, reason: str = "") -> RollbackReport:
-    """Undo every care-store write of a run from version history; the run becomes ``rolled_back``.
-
-    A record the run created is removed (soft delete, history kept); a record it changed gets its
-    data from just before the run back, as a new ``rollback`` version. A record a later run changed
-    again is left as it is and counted in ``kept_changed_later``. Audited.
-    """
-    run = session.get(SyncRun, run_id)
-    if run is None:
-        raise MigrationError("That run does not exist.")
-    if run.status == RunStatus.ROLLED_BACK.value:
-        raise MigrationError("This run has already been rolled back.")
-    if run.status in (RunStatus.RUNNING.value, RunStatus.QUEUED.value):
-        raise MigrationError("The run is still going: cancel it or wait for it to finish before rolling back.")
-    versions = session.exec(select(CareRecordVersion).where(CareRecordVersion.run_id == run_id)
-                            .order_by(col(CareRecordVersion.id))).all()
-    first: dict[str, CareRecordVersion] = {}
-    last: dict[str, int] = {}
-    for version in versions:
-        first.setdefault(version.record_id, version)
-        last[version.record_id] = max(last.get(version.record_id, 0), version.version)
-    report = RollbackReport(run_id=run_id)
-    now = utcnow()
-    for record_id, earliest in first.items():
-        record = session.get(CareRecord, record_id)
-        if record is None:
-            continue
-        if record.version > last[record_id]:
-            report.kept_changed_later += 1  # a later write owns it now; undoing would lose that change
-            continue
-        previous = None if earliest.change_kind == "create" else session.exec(
-            select(CareRecordVersion).where(CareRecordVersion.record_id == record_id,
-                                            CareRecordVersion.version == earliest.version - 1)).first()
-        record.version += 1
-        record.updated_at = now
-        if previous is None:
-            record.deleted_at = now
-            report.removed += 1
-        else:
-            record.data = dict(previous.data)
-            record.content_hash = previous.content_hash
-            record.deleted_at = None
-            report.restored += 1
-        session.add(record)
-        session.add(CareRecordVersion(record_id=record_id, version=record.version, data=dict(record.data),
-                                      content_hash=record.content_hash, change_kind="rollback",
-                                      integration_id=run.integration_id, run_id=f"rb-{run_id}"[:32],
-                                      changed_by=actor, changed_at=now))
-        report.records.append(record_id)
-    undone = set(report.records)
-    for lineage in session.exec(select(FieldLineage).where(FieldLineage.run_id == run_id)).all():
-        if lineage.record_id in undone:
-            session.delete(lineage)
-    for link in session.exec(select(ExternalLink).where(ExternalLink.last_run_id == run_id)).all():
-        if link.record_id not in undone:
-            continue
-        created_here = first.get(link.record_id) is not None and first[link.record_id].change_kind == "create"
-        if created_here:
-            session.delete(link)
-        else:
-            link.content_hash = ""
-            session.add(link)
-    for error in session.exec(select(IntegrationError).where(IntegrationError.run_id == run_id,
-                                                             col(IntegrationError.resolved).is_(False))).all():
-        error.resolved, error.resolution_action, error.resolved_at, error.resolved_by = True, "rolled_back", now, actor
-        error.resolution_note = "The run was rolled back."
-        session.add(error)
-    run.status = RunStatus.ROLLED_BACK.value
-    session.add(run)
-    session.add(SyncRunEvent(run_id=run_id, kind="rolled_back", message=f"Rolled back by {actor}. {reason}".strip(),
-                             data=report.as_dict()))
-    record_audit(session, actor=actor, action="run.rollback", entity_type="sync_run", entity_id=run_id,
-                 detail={**report.as_dict(), "reason": reason})
-    return report
+    """Undo every care-store write of a run (see :func:`storage.care_store.rollback_run_in`)."""
+    try:
+        return rollback_run_in(session, run_id, actor=actor, reason=reason)
+    except RollbackRefused as exc:
+        raise MigrationError(str(exc)) from exc
 
 
 def care_snapshot(session: Session, care_types: list[str] | None = None) -> dict[str, dict[str, Any]]:
