@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -89,7 +90,9 @@ class _LocalState:
     concurrency: asyncio.Semaphore | None = None
 
 
-_LOCAL: dict[str, _LocalState] = {}
+# Per event loop: asyncio locks and semaphores belong to the loop that made them, and a slot left
+# taken by a task cancelled on a finished loop must not starve sessions on a new one.
+_LOCAL: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _LocalState]] = weakref.WeakKeyDictionary()
 
 
 class RateLimiter:
@@ -134,12 +137,13 @@ class RateLimiter:
         return -1.0 if ms < 0 else ms / 1000.0
 
     def _local(self) -> _LocalState:
-        state = _LOCAL.get(self.key)
+        states = _LOCAL.setdefault(asyncio.get_running_loop(), {})
+        state = states.get(self.key)
         if state is None:
             state = _LocalState(tokens=self.capacity, ts=time.monotonic())
             if self.limits.concurrent:
                 state.concurrency = asyncio.Semaphore(self.limits.concurrent)
-            _LOCAL[self.key] = state
+            states[self.key] = state
         return state
 
     async def _take_local(self) -> float:
