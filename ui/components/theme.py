@@ -19,3 +19,9 @@ def install() -> None:
                info="#1e40af", warning="#92400e")
     # NiceGUI's link blue (#3b82f6) is 3.7:1 on white; blue-700 is 6.7:1. Header links keep text-white.
     ui.add_css(".nicegui-link:not(.text-white) { color: #1d4ed8; }", shared=True)
+    # Quasar's request progress bar has role=progressbar but no name; give it one as it appears.
+    ui.add_head_html("""<script>
+new MutationObserver(() => document.querySelectorAll('.q-loading-bar:not([aria-label])')
+  .forEach(el => el.setAttribute('aria-label', 'Loading'))).observe(document.documentElement,
+  {childList: true, subtree: true});
+</script>""", shared=True)
