@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from arq.connections import ArqRedis, RedisSettings, create_pool
 from fastapi import FastAPI
 
 from connectors.catalog import load_catalog
@@ -61,3 +62,11 @@ def make_session(catalog: Any) -> SessionFactory:
 
 def new_sandbox(connector: str, **config: Any) -> FastAPI:
     return SANDBOXES[connector](SandboxConfig(**config))
+
+
+@pytest.fixture
+async def arq(redis_url: str) -> AsyncIterator[ArqRedis]:
+    """An arq pool on the test Redis, for enqueueing sync runs."""
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    yield pool
+    await pool.aclose()

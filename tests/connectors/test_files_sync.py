@@ -6,44 +6,26 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
-from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.worker import Worker, func
+from arq.connections import ArqRedis
 from sqlalchemy import func as sqlfunc
 from sqlalchemy import select
 
-from app.sync_jobs import enqueue_run, run_sync
+from app.sync_jobs import enqueue_run
 from storage import runs as runrepo
 from storage.models import CareRecord, Integration, MappingDesign, SyncConfiguration
 
 from .conftest import TEMPLATES
+from .worker_harness import drain
 
 SAMPLES = Path(__file__).parent / "samples"
 
 
-@pytest.fixture
-async def arq(redis_url: str) -> AsyncIterator[ArqRedis]:
-    pool = await create_pool(RedisSettings.from_dsn(redis_url))
-    yield pool
-    await pool.aclose()
-
-
 async def _drain(ctx_app: Any, redis_url: str) -> None:
-    pool = await create_pool(RedisSettings.from_dsn(redis_url))
-
-    async def startup(ctx: dict[str, Any]) -> None:
-        ctx["app"] = ctx_app
-        ctx["worker_id"] = "files-test-worker"
-
-    worker = Worker(functions=[func(run_sync, name="run_sync", max_tries=5)], redis_pool=pool, burst=True,
-                    poll_delay=0.01, handle_signals=False, on_startup=startup, keep_result=0, max_jobs=2)
-    await worker.async_run()
-    await worker.close()
+    await drain(ctx_app, redis_url, "files-test-worker")
 
 
 def _integration(ctx: Any, inbox: Path, outbox: Path) -> str:

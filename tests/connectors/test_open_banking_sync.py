@@ -3,73 +3,40 @@ over every Links.Next page, then increments from the last booking time; BankTran
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import yaml
-from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.worker import Worker, func
+from arq.connections import ArqRedis
 from fastapi import FastAPI
-from sqlalchemy import func as sqlfunc
 from sqlalchemy import select
 
-from app.sync_jobs import enqueue_run, run_sync
+from app.sync_jobs import enqueue_run
 from connectors.sandboxes import open_banking as ob
 from connectors.sandboxes.common import SandboxConfig
 from storage import runs as runrepo
 from storage.models import CareRecord, Integration, MappingDesign, SyncConfiguration
 
 from .conftest import TEMPLATES
-
-
-@pytest.fixture
-async def arq(redis_url: str) -> AsyncIterator[ArqRedis]:
-    pool = await create_pool(RedisSettings.from_dsn(redis_url))
-    yield pool
-    await pool.aclose()
+from .worker_harness import count_care, drain, serve
 
 
 @pytest.fixture
 def bank() -> Iterator[tuple[str, FastAPI]]:
     app = ob.create_app(SandboxConfig(records=40))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-                                           timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not server.started and time.time() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", app
-    server.should_exit = True
-    thread.join(10)
+    with serve(app) as url:
+        yield url, app
 
 
 async def _drain(ctx_app: Any, redis_url: str) -> None:
-    pool = await create_pool(RedisSettings.from_dsn(redis_url))
-
-    async def startup(ctx: dict[str, Any]) -> None:
-        ctx["app"] = ctx_app
-        ctx["worker_id"] = "ob-test-worker"
-
-    worker = Worker(functions=[func(run_sync, name="run_sync", max_tries=5)], redis_pool=pool, burst=True,
-                    poll_delay=0.01, handle_signals=False, on_startup=startup, keep_result=0, max_jobs=2)
-    await worker.async_run()
-    await worker.close()
+    await drain(ctx_app, redis_url, "ob-test-worker")
 
 
 def _count(ctx: Any) -> int:
-    with ctx.db.session() as s:
-        return int(s.execute(select(sqlfunc.count()).select_from(CareRecord)
-                             .where(CareRecord.care_type == "BankTransaction")).scalar_one())
+    return count_care(ctx, "BankTransaction")
 
 
 async def test_bank_transactions_through_the_worker(ctx: Any, arq: ArqRedis, redis_url: str,
