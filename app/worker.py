@@ -34,10 +34,16 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["app"] = get_context()
     ctx["worker_id"] = WORKER_ID
     await heartbeat(ctx)
+    from app.mllp_listeners import start_listeners
+
+    await start_listeners(ctx)  # HL7 v2 MLLP listeners of the active hl7_lab integrations
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    """Forget this worker's heartbeat so the health check stops counting it at once."""
+    """Close this worker's MLLP listeners; forget its heartbeat so the health check stops counting it at once."""
+    from app.mllp_listeners import stop_listeners
+
+    await stop_listeners(ctx)
     await ctx["redis"].zrem(WORKER_HEARTBEAT_KEY, WORKER_ID)
 
 
