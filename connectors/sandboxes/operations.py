@@ -19,6 +19,7 @@ from connectors.sandboxes import (
     samsara,
     unleashed,
     upkeep,
+    verizon_connect,
     webfleet,
     whatsapp_business,
     zoom,
@@ -37,4 +38,5 @@ OPERATIONS_SANDBOXES: dict[str, Callable[[SandboxConfig], FastAPI]] = {
     "zoom": zoom.create_app,
     "whatsapp_business": whatsapp_business.create_app,
     "coupa": coupa.create_app,
+    "verizon_connect": verizon_connect.create_app,
 }
