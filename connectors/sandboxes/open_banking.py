@@ -5,8 +5,12 @@
 * FAPI-style OAuth2: ``client_credentials`` (scope ``accounts``) for the TPP, with ``private_key_jwt`` client
   authentication (PS256, claims checked; signature checked once a public key is registered); PSU
   authorisation at ``/as/authorization.oauth2`` with a request object naming the consent
-  (``openbanking_intent_id``); ``authorization_code`` and rotating ``refresh_token`` grants bound to it;
-* ``POST/GET/DELETE /account-access-consents`` (``AWAU`` → ``AUTH`` / ``RJCT`` / ``CANC``);
+  (``openbanking_intent_id``): a browser sees the bank's consent screen (Approve / Reject), an API client gets
+  the decision set with ``POST /_sandbox/ob/psu-decision``; ``authorization_code`` and rotating
+  ``refresh_token`` grants bound to it; a practice TPP key is registered from the start (``practice_key``,
+  handed to practice mode as ``app.state.credentials``);
+* ``POST/GET/DELETE /account-access-consents`` (``AWAU`` → ``AUTH`` / ``RJCT`` / ``CANC``; past its
+  ``ExpirationDateTime`` an authorised consent reads as ``Expired``);
 * ``GET /accounts``, ``/accounts/{id}``, ``/balances``, ``/accounts/{id}/balances``, ``/transactions``,
   ``/accounts/{id}/transactions`` with ``fromBookingDateTime``/``toBookingDateTime``, ``Links``
   (``Self``, ``First``, ``Prev``, ``Next``, ``Last``) and ``Meta.TotalPages``;
@@ -18,17 +22,21 @@
 
 from __future__ import annotations
 
+import html
 import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
 import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from connectors.sandboxes.common import (
     BASE_TIME,
@@ -95,6 +103,39 @@ def _throttle(state: SandboxState) -> Response:
                     "NARR", headers=headers)
 
 
+PERMISSION_WORDS = {
+    "ReadAccountsBasic": "your account names and types", "ReadAccountsDetail": "your account names and numbers",
+    "ReadBalances": "your balances", "ReadTransactionsBasic": "your transactions (amounts and dates)",
+    "ReadTransactionsCredits": "money coming in", "ReadTransactionsDebits": "money going out",
+    "ReadTransactionsDetail": "transaction details (payee, reference)",
+}
+
+
+@lru_cache(maxsize=1)
+def practice_key() -> tuple[str, str]:
+    """The practice TPP's signing key pair (private PEM, public PEM), registered with the sandbox bank."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
+
+
+def consent_screen(consent: Consent, request: Request) -> str:
+    """The bank's consent screen: what the TPP asks to see, until when, and Approve / Reject."""
+    def choice(decision: str) -> str:
+        return html.escape(str(request.url.include_query_params(psu_decision=decision)), quote=True)
+
+    asks = "".join(f"<li>{html.escape(PERMISSION_WORDS.get(p, p))}</li>" for p in consent.permissions)
+    until = html.escape(consent.expires or "until you withdraw it")
+    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>CareHub sandbox bank: allow access"
+            f"</title></head><body><main><h1>CareHub sandbox bank</h1><p>CareHub asks to see, for the accounts of "
+            f"WILLOW COURT CARE LTD:</p><ul>{asks}</ul><p>Access lasts until {until}.</p>"
+            f"<p><a href=\"{choice('approve')}\" role=button>Approve</a> "
+            f"<a href=\"{choice('reject')}\" role=button>Reject</a></p></main></body></html>")
+
+
 def transactions_for(seed: int, account_index: int, n: int) -> list[dict[str, Any]]:
     """``n`` booked transactions of one account, oldest first, with a running balance."""
     opening = ACCOUNTS[account_index][3]
@@ -159,7 +200,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
                                                     "ReadTransactionsDebits", "ReadTransactionsDetail"],
                                      created=BASE_TIME, status="AUTH")
     requests_seen: list[dict[str, str]] = []
-    state.extra.update(consents=consents, requests=requests_seen, client_public_key=None, page_size=PAGE_SIZE)
+    state.extra.update(consents=consents, requests=requests_seen, client_public_key=practice_key()[1],
+                       page_size=PAGE_SIZE, psu_decision="approve")
     app = FastAPI(title="Open Banking AIS sandbox (CareHub)")
     app.state.sandbox = state
     app.add_middleware(FaultMiddleware, state=state, throttle=_throttle, exempt=("/as/",))
@@ -238,7 +280,11 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return JSONResponse({"error": "invalid_request", "error_description": "unknown or used consent"}, 400)
         if obj.get("redirect_uri") != redirect_uri:
             return JSONResponse({"error": "invalid_request", "error_description": "redirect_uri mismatch"}, 400)
-        decision = q.get("psu_decision", "approve")  # the sandbox stands in for the bank's consent screen
+        decision = q.get("psu_decision")
+        if decision is None and "text/html" in request.headers.get("accept", ""):
+            return HTMLResponse(consent_screen(consent, request))  # a browser: the bank's consent screen
+        # API clients (and the simulated browser of the UI tests) get the decision set on the control API
+        decision = decision or str(state.extra.get("psu_decision") or "approve")
         consent.updated = datetime.now(UTC)
         if decision != "approve":
             consent.status = "RJCT"
@@ -248,6 +294,15 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         code = secrets.token_urlsafe(16)
         codes[code] = (consent.consent_id, redirect_uri, time.time() + 120)
         return RedirectResponse(f"{redirect_uri}?{urlencode({'code': code, 'state': q.get('state', '')})}", 302)
+
+    @app.post("/_sandbox/ob/psu-decision")
+    async def psu_decision(request: Request) -> dict[str, str]:
+        """What the customer answers at the bank when no browser shows the consent screen: approve or reject."""
+        decision = str((await request.json()).get("decision", "approve"))
+        if decision not in ("approve", "reject"):
+            decision = "approve"
+        state.extra["psu_decision"] = decision
+        return {"decision": decision}
 
     @app.post("/_sandbox/ob/post-transaction")
     async def post_transaction(request: Request) -> dict[str, Any]:
@@ -295,6 +350,9 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         if consent is None:
             return ob_error(403, "403 Forbidden", "This token is not bound to an account-access consent",
                             "AG01", interaction_id=fapi_id(request))
+        if consent.status == "AUTH" and consent.expires and (parse_when(consent.expires) or datetime.max.replace(
+                tzinfo=UTC)) < datetime.now(UTC):
+            consent.status = "Expired"
         if consent.status != "AUTH":
             return ob_error(403, "403 Forbidden", f"Consent {consent.consent_id} is not authorised ({consent.status})",
                             "AG01", interaction_id=fapi_id(request))
@@ -495,4 +553,6 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
                 return k
         return None
 
+    app.state.credentials = {"client_id": CLIENT_ID, "private_key": practice_key()[0]}  # practice mode
+    app.state.config = {}
     return app
