@@ -388,7 +388,19 @@ class StreamField(_Model):
 
 
 class StreamSpec(_Model):
-    """One kind of record the connector reads and/or writes."""
+    """One kind of record the connector reads and/or writes.
+
+    ``source`` says where the stream's records come from:
+
+    * ``poll`` (the default): the sync run reads ``path`` page by page (paginator, incremental, ...).
+    * ``webhook``: the vendor only pushes these records. Deliveries verified by the connector's ``webhooks``
+      scheme are kept in the webhook inbox (``inbound_events``) and each one queues a run of the stream, which
+      reads the deliveries it has not consumed yet (``app.webhook_streams``) through the same mapping,
+      validation and ownership path as a polled stream. ``records`` is then a JMESPath over one delivery body
+      (``"[@]"`` for a body that is one record; a delivery it selects nothing from belongs to another stream),
+      and ``primary_key``/``updated_at`` apply to each record as usual. ``path`` only names the event for
+      people (e.g. ``"webhook: Apply Connect application"``): nothing is requested from it.
+    """
 
     title: str
     path: str
@@ -405,6 +417,7 @@ class StreamSpec(_Model):
     write: WriteSpec | None = None
     care_type: str | None = None
     fields: list[StreamField]
+    source: Literal["poll", "webhook"] = "poll"
 
 
 class RateLimits(_Model):
