@@ -32,6 +32,7 @@ from connectors.sandboxes import (
     rotacloud,
     sage,
     scr,
+    shiftboard,
     slack,
     smart_fhir,
     staffology,
@@ -69,6 +70,7 @@ SANDBOXES.update({"gp_connect": gp_connect.create_app, "nhs_scr": scr.create_app
                   "open_banking": open_banking.create_app})
 SANDBOXES.update({"cerner": smart_fhir.create_cerner_app, "epic": smart_fhir.create_epic_app})
 SANDBOXES.update({"nhs_bars": bars.create_app})
+SANDBOXES.update({"shiftboard": shiftboard.create_app})
 SANDBOXES.update({"ariba": procurement.create_ariba_app, "oracle_procurement": procurement.create_oracle_app})
 
 
