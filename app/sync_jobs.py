@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from app.context import AppContext, get_context
+from app.webhook_streams import with_webhook_streams
 from connectors.catalog import default_directory
 from connectors.errors import AuthFailed, ConnectorError, RateLimited, VendorError
 from connectors.manifest import ConnectorManifest, load_manifest
@@ -469,6 +470,7 @@ async def run_sync(ctx: dict[str, Any], run_id: str) -> str:
         loaded = await _io(_load, db, run)
         factory = _FACTORIES.get(loaded.integration.connector_id, manifest_connector)
         handle = await factory(app, loaded.integration, redis, loaded.options.policy)
+        handle.reader = with_webhook_streams(app, loaded.integration.connector_id, loaded.integration.id, handle.reader)
         breaker = RedisBreakerStore(redis, handle.breaker_key,
                                     int((loaded.config.retry_policy or {}).get("breaker_threshold", 5)),
                                     float((loaded.config.retry_policy or {}).get("breaker_reset_seconds", 60)))
