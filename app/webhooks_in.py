@@ -37,6 +37,7 @@ from starlette.routing import Route
 
 from app.api.middleware import redis_for
 from app.context import AppContext, get_context
+from app.webhook_streams import changed_streams
 from connectors.manifest import WebhookHandshake, WebhookSpec
 from connectors.webhooks import handle_delivery
 from storage import integrations as svc
@@ -395,6 +396,7 @@ async def process_inbound_event(ctx: dict[str, Any], delivery_id: str) -> str:
     if event["processed"]:
         return "duplicate"
     changes = changed_records(event["connector_id"], event["payload"])
+    changes.update(changed_streams(event["connector_id"], event["payload"]))  # webhook-fed streams
     run_id = ""
     if changes:
         params = {"streams": sorted(changes), "webhook": {"deliveryId": delivery_id, "records": {
