@@ -18,6 +18,7 @@ from connectors.sandboxes import (
     breathe_hr,
     brightpay,
     deputy,
+    emis_health,
     freeagent,
     gp_connect,
     hmrc_vat,
@@ -25,7 +26,9 @@ from connectors.sandboxes import (
     mesh,
     nhs_pds,
     open_banking,
+    paychex,
     peoplehr,
+    percipio,
     planday,
     procurement,
     quickbooks,
@@ -70,6 +73,8 @@ SANDBOXES.update({"gp_connect": gp_connect.create_app, "nhs_scr": scr.create_app
                   "open_banking": open_banking.create_app})
 SANDBOXES.update({"cerner": smart_fhir.create_cerner_app, "epic": smart_fhir.create_epic_app})
 SANDBOXES.update({"nhs_bars": bars.create_app})
+SANDBOXES.update({"paychex": paychex.create_app, "percipio": percipio.create_app})  # need open_session
+SANDBOXES.update({"emis_health": emis_health.create_app})
 SANDBOXES.update({"shiftboard": shiftboard.create_app})
 SANDBOXES.update({"ariba": procurement.create_ariba_app, "oracle_procurement": procurement.create_oracle_app})
 
