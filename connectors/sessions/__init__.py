@@ -38,6 +38,10 @@ def _load_builtin() -> None:
     register_session("hl7_lab", Hl7SpoolSession)
     for file_connector in ("sage50_files", "legacy_care_files", "recruitment_files", "taxcalc_files"):
         register_session(file_connector, FileExchangeSession)
+    from connectors.xmlfeeds.sessions import IndeedSession, JaggaerFilesSession
+
+    register_session("indeed", IndeedSession)
+    register_session("jaggaer_files", JaggaerFilesSession)
 
 
 def session_class(connector_id: str) -> type[ConnectorSession]:
