@@ -73,10 +73,16 @@ def records_in(spec: StreamSpec, payload: Any) -> list[SourceRecord]:
         key = jmespath.search(spec.primary_key, raw)
         if key in (None, ""):
             continue  # nothing to link it by: not a record of this stream
-        updated = parse_timestamp(jmespath.search(spec.updated_at, raw), spec.date_format) if spec.updated_at \
-            else None
+        updated = _timestamp(jmespath.search(spec.updated_at, raw), spec.date_format) if spec.updated_at else None
         out.append(SourceRecord(external_id=str(key), data=raw, updated_at=updated))
     return out
+
+
+def _timestamp(value: Any, fmt: str) -> datetime | None:
+    # Webhook bodies often carry epoch milliseconds (LinkedIn appliedAt): no date in seconds is that large.
+    if fmt == "epoch" and isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > 1e11:
+        value = value / 1000
+    return parse_timestamp(value, fmt)
 
 
 def changed_streams(connector_id: str, payload: Mapping[str, Any]) -> dict[str, dict[str, datetime | None]]:
