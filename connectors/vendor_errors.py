@@ -113,8 +113,9 @@ def _item_messages(items: Any) -> list[str]:
 
 
 def parse_generic(resp: httpx.Response) -> ParsedError:
-    """Common shapes: ``message``/``error``/``detail`` keys, ``Description``/``errorMsg`` (Unleashed, Webfleet),
-    an ``errors`` list (Brightpearl) or a bare list of error objects (Cin7 ``[{ErrorCode, Exception}]``)."""
+    """Common shapes: ``message``/``error``/``detail`` keys, ``Description``/``errorMsg``/``Message`` (Unleashed,
+    Webfleet, ASP.NET Web API), an ``errors`` list (Brightpearl) or a bare list of error objects (Cin7
+    ``[{ErrorCode, Exception}]``)."""
     body = _body(resp)
     if isinstance(body, dict):
         for key in ("message", "error_description", "error", "detail", "title"):
@@ -123,7 +124,7 @@ def parse_generic(resp: httpx.Response) -> ParsedError:
                 return val, body.get("code") if isinstance(body.get("code"), str) else None
             if isinstance(val, dict) and val.get("message"):
                 return str(val["message"]), None
-        for key in ("Description", "errorMsg"):
+        for key in ("Description", "errorMsg", "Message"):  # Message: ASP.NET Web API bodies (Verizon Connect)
             if isinstance(body.get(key), str) and body[key]:
                 return str(body[key]), None
         listed = _item_messages(body.get("errors"))

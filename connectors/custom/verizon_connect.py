@@ -134,7 +134,8 @@ class VehicleWindowsPaginator(Paginator):
         configured = request.params.pop(str(self._opts.get("from_param", "from")), "")
         if self.pos.get("from") and self.pos.get("until"):
             return _parse(str(self.pos["from"])), _parse(str(self.pos["until"]))
-        until = datetime.now(UTC).replace(microsecond=0)
+        # The end is exclusive and sent in whole seconds: round up, so a point of this very second is in.
+        until = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
         if self.since:
             start = _parse(self.since) - timedelta(minutes=float(self._opts.get("overlap_minutes", 0)))
         elif configured:
