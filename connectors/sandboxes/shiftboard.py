@@ -117,7 +117,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         return {"id": str(FIRST_ACCOUNT + i), "external_id": f"WC{i + 1:04d}", "first_name": first,
                 "last_name": last, "screen_name": f"{first} {last[0]}.",
                 "email": f"{first}.{last}{i}@willowcourt.example".lower().replace(" ", ""),
-                "mobile_phone": r.choice(p.phones), "title": r.choice(JOB_TITLES), "seniority_order": i + 1,
+                "mobile_phone": f"07{r.randrange(700_000_000, 999_999_999)}", "title": r.choice(JOB_TITLES), "seniority_order": i + 1,
                 "active": r.random() > 0.08, "created": _stamp(at), "updated": _stamp(at)}
 
     def shift(i: int, at: datetime) -> dict[str, Any]:
