@@ -24,6 +24,7 @@ def register_session(connector_id: str, cls: type[ConnectorSession]) -> None:
 
 def _load_builtin() -> None:
     import connectors.banking.obie  # noqa: F401  (registers the ``obie`` custom auth)
+    from connectors.custom.percipio import PercipioSession
     from connectors.fhir.bars import BarsSession
     from connectors.fhir.gp_connect import GpConnectSession
     from connectors.fhir.scr import ScrSession
@@ -36,6 +37,7 @@ def _load_builtin() -> None:
     register_session("nhs_bars", BarsSession)
     register_session("nhs_scr", ScrSession)
     register_session("hl7_lab", Hl7SpoolSession)
+    register_session("percipio", PercipioSession)  # asynchronous learning-activity report
     for file_connector in ("sage50_files", "legacy_care_files", "recruitment_files", "taxcalc_files"):
         register_session(file_connector, FileExchangeSession)
     from connectors.xmlfeeds.sessions import IndeedSession, JaggaerFilesSession
