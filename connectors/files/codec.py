@@ -187,8 +187,13 @@ def _rows_xlsx(layout: FileLayout, data: bytes, issues: list[FileIssue]) -> list
         wb.close()
 
 
-def parse_file(layout: FileLayout, data: bytes, filename: str = "file") -> list[dict[str, Any]]:
-    """Every row as ``{column name: typed value}``; raise :class:`FileRejected` on any problem."""
+def parse_file(layout: FileLayout, data: bytes, filename: str = "file", *,
+               unique: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """Every row as ``{column name: typed value}``; raise :class:`FileRejected` on any problem.
+
+    ``unique`` names the columns whose values together must not repeat (the primary key by default; a file
+    with one row per invoice line passes invoice number and line number).
+    """
     issues: list[FileIssue] = []
     rows = _rows_csv(layout, data, issues) if layout.format == "csv" else _rows_xlsx(layout, data, issues)
     if issues:
@@ -226,11 +231,13 @@ def parse_file(layout: FileLayout, data: bytes, filename: str = "file") -> list[
             if err:
                 issues.append(FileIssue(n, col.header, err, "" if raw is None else str(raw)))
             rec[col.name] = value
-        key = rec.get(layout.primary_key)
+        key_columns = unique or (layout.primary_key,)
+        parts = tuple(rec.get(c) for c in key_columns)
+        key = parts[0] if len(parts) == 1 else (None if None in parts else parts)
         if key is not None:
             if key in seen:
-                issues.append(FileIssue(n, layout.column(layout.primary_key).header,
-                                        f"duplicate of row {seen[key]}", str(key)))
+                issues.append(FileIssue(n, layout.column(key_columns[-1]).header,
+                                        f"duplicate of row {seen[key]}", ", ".join(str(p) for p in parts)))
             else:
                 seen[key] = n
         records.append(rec)

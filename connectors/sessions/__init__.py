@@ -40,6 +40,12 @@ def _load_builtin() -> None:
     register_session("percipio", PercipioSession)  # asynchronous learning-activity report
     for file_connector in ("sage50_files", "legacy_care_files", "recruitment_files", "taxcalc_files"):
         register_session(file_connector, FileExchangeSession)
+    from connectors.files.grouped import GroupedFileExchangeSession
+
+    for file_connector in ("sage_payroll_files", "sage_tax_files"):
+        register_session(file_connector, FileExchangeSession)
+    for grouped_connector in ("invoicing_files", "tradegecko_files"):
+        register_session(grouped_connector, GroupedFileExchangeSession)
     for file_connector in ("maintenance_connection_files", "mpulse_files"):
         register_session(file_connector, FileExchangeSession)
     from connectors.xmlfeeds.sessions import IndeedSession, JaggaerFilesSession
