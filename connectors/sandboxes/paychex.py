@@ -236,7 +236,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         start = _time(filters["from"]) if "from" in filters else None
         end = _time(filters["to"]) if "to" in filters else None
         for created, w in workers:
-            if start is not None and created < start or end is not None and created > end:
+            if (start is not None and created < start) or (end is not None and created > end):
                 continue
             if "employeeid" in filters and w.get("employeeId") != filters["employeeid"]:
                 continue

@@ -213,7 +213,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return _error(403, "FORBIDDEN", f"The service account has no access to organization {org_id}")
         return None
 
-    def since_filter(request: Request) -> datetime | None | JSONResponse:
+    def since_filter(request: Request) -> datetime | JSONResponse | None:
         raw = request.query_params.get("updatedSince")
         if not raw:
             return None
@@ -252,8 +252,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         if not request_id:
             request_id = str(uuid.uuid4())
             paging.add(request_id)
-        stamp_of = lambda item: _time(item["lifecycle"]["lastUpdatedDate"]) or DATA_FROM  # noqa: E731
-        matching = [c for c in items if since is None or stamp_of(c) >= since]
+        matching = [c for c in items if since is None or (_time(c["lifecycle"]["lastUpdatedDate"]) or DATA_FROM) >= since]
         offset, size = paged
         return JSONResponse(matching[offset:offset + size], headers={"x-total-count": str(len(matching)),
                                                                      "x-paging-request-id": request_id})

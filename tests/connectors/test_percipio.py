@@ -9,6 +9,7 @@ import asyncio
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -27,6 +28,7 @@ from connectors.sessions import open_session, session_class
 from storage import runs as runrepo
 from storage.models import Integration, MappingDesign, SyncConfiguration
 
+from .worker_harness import count_care, drain, serve
 from .workforce_helpers import (
     MAPPINGS,
     check_registered,
@@ -38,7 +40,6 @@ from .workforce_helpers import (
     sandbox,
     storm_starter,
 )
-from .worker_harness import count_care, drain, serve
 
 USERS, ACTIVITY, CATALOG = 2500, 400, 2100
 RECORDS = {"users": USERS, "learning_activity": ACTIVITY, "catalog_content": CATALOG}
@@ -121,7 +122,7 @@ async def test_report_ready_after_several_polls_in_windows() -> None:
     last = datetime.fromisoformat(pages[-1].checkpoint["since"].replace("Z", "+00:00"))
     assert started <= last <= datetime.now(UTC)
     bodies = list(app.state.reports.values())
-    assert bodies[0]["start"] == DATA_FROM and all(a["end"] == b["start"] for a, b in zip(bodies, bodies[1:]))
+    assert bodies[0]["start"] == DATA_FROM and all(a["end"] == b["start"] for a, b in pairwise(bodies))
 
 
 async def test_report_incremental_from_the_last_window_end() -> None:
@@ -218,7 +219,7 @@ def served() -> Iterator[tuple[str, FastAPI]]:
 
 async def test_learning_activity_through_the_worker(ctx: Any, arq: ArqRedis, redis_url: str,
                                                     served: tuple[str, FastAPI]) -> None:
-    url, app = served
+    url, _app = served
     httpx.post(f"{url}/_sandbox/report", json={"polls": 0}, timeout=5)  # the real waits start at 5 seconds
     design = yaml.safe_load((MAPPINGS / "percipio" / "TrainingRecord.yaml").read_text())
     with ctx.db.session() as s:
