@@ -5,7 +5,11 @@ messages, 429/5xx storms, token expiry, SNOMED/Read v2/dm+d codes kept, and a sy
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +17,9 @@ import pytest
 import yaml
 from arq.connections import ArqRedis
 from fastapi import FastAPI
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT7
+from shared_docs import VENDOR_SPECS
 from sqlalchemy import select
 
 from app.sync_jobs import enqueue_run
@@ -34,6 +41,7 @@ from .ops_helpers import (
     session,
     storm_starter,
 )
+from .test_spec_conformance import Recorder, Spec, _nullable, check_exchange
 from .worker_harness import count_care, drain, serve
 
 SECRETS = {"client_id": emis.CLIENT_ID, "client_secret": emis.CLIENT_SECRET}
@@ -257,3 +265,56 @@ async def test_residents_allergies_through_the_worker(ctx: Any, arq: ArqRedis, r
     r2 = runrepo.get_run(ctx.db, run2)
     assert r2.status == "succeeded" and r2.counts["created"] == 0 and r2.counts["updated"] == 0
     assert count_care(ctx, "Allergy") == 6
+
+
+# ------------------------------------------------------------------ conformance to the mirrored Partner API spec
+
+PAPI_SPEC_CANDIDATES = [
+    Path(os.environ["CAREHUB_EMIS_PAPI_SPEC"]) if os.environ.get("CAREHUB_EMIS_PAPI_SPEC") else None,
+    VENDOR_SPECS / "emis-health" / "emis-health-partner-api-openapi.json",
+]
+PAPI_SPEC = next((p for p in PAPI_SPEC_CANDIDATES if p is not None and p.exists()), None)
+
+
+def papi_spec(path: Path) -> Spec:
+    """The Partner API spec (JSON) in the shape the shared conformance checks use."""
+    spec = Spec.__new__(Spec)
+    spec.doc = _nullable(json.loads(path.read_text(encoding="utf-8")))
+    spec.prefix = ""
+    spec.registry = Registry().with_resource("urn:spec", Resource.from_contents(spec.doc,
+                                                                                default_specification=DRAFT7))
+    spec.routes = [(re.compile("^" + re.escape(p) + "$"), p, item) for p, item in spec.doc["paths"].items()]
+    return spec
+
+
+@pytest.mark.skipif(PAPI_SPEC is None, reason="the mirrored EMIS Partner API spec (api-evangelist/emis-health "
+                    "openapi/emis-health-partner-api-openapi.json) is not in vendor-specs/emis-health")
+async def test_every_request_and_reply_conforms_to_the_partner_api_spec() -> None:
+    assert PAPI_SPEC is not None
+    spec = papi_spec(PAPI_SPEC)
+    app = sandbox(6)
+    rec = Recorder(httpx.ASGITransport(app=app))
+    async with s(app, transport=rec) as sess:
+        for stream in ("patients", "allergies", "coded_events", "medications"):
+            await read_all(sess, stream)
+    async with s(app, transport=rec, config=config(app, application_id="")) as sess:  # 401 replies
+        with pytest.raises(AuthFailed):
+            await read_all(sess, "patients")
+    async with s(app, transport=rec, config=config(app, patient_numbers="999999")) as sess:  # 404 reply
+        with pytest.raises(VendorError):
+            await read_all(sess, "medications")
+    api = [(q, r) for q, r in rec.exchanges if not q.url.path.startswith("/identity/")]
+    assert len(api) == 4 * 6 + 2 + 1
+    assert {r.status_code for _q, r in api} == {200, 401, 404}
+    error_schema = {"$ref": "#/components/schemas/PartnerApi.Service.Model.ErrorResponse"}
+    for q, r in api:
+        op, _params = spec.operation(q.url.path, q.method)
+        assert op["security"][1]["OAuth2CodeEMIS-X-GP-PAPI"][0] in app.state.sandbox.extra["scopes"][
+            q.headers["authorization"].removeprefix("Bearer ")]
+        number = q.url.params["patientNumber"]
+        assert number.isdigit() and int(number) < 2**31  # int32, as the spec declares it
+        if "applicationId" in q.headers:
+            check_exchange(spec, q, r)
+        else:  # our deliberate mistake: the reply must still be the spec's 401 ErrorResponse
+            assert r.status_code == 401 and "401" in op["responses"]
+            spec.validate(error_schema, r.json(), "401 without applicationId")
