@@ -28,7 +28,6 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Request
@@ -47,6 +46,7 @@ from connectors.sandboxes.common import (
     pools,
     rng_for,
 )
+from connectors.sandboxes.nhs_auth import AssertionPolicy, add_signed_jwt_token_route
 
 BASE = "/personal-demographics/FHIR/R4"
 API_KEY = "carehub-sandbox-pds-api-key-7f3e2a"
@@ -263,57 +263,13 @@ def create_app(config: SandboxConfig | None = None, *, public_keys: dict[str, st
 
     # ------------------------------------------------------------------ token endpoint
 
-    def token_error(status: int, error: str, description: str) -> JSONResponse:
-        return JSONResponse({"error": error, "error_description": description}, status_code=status)
-
-    @app.post("/oauth2/token")
-    async def token(request: Request) -> Response:
-        form = await request.form()
-        grant = str(form.get("grant_type", ""))
-        state.token_grants[grant] = state.token_grants.get(grant, 0) + 1
-        if grant != "client_credentials":
-            return token_error(400, "unsupported_grant_type", "grant_type must be 'client_credentials'")
-        if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
-            return token_error(400, "invalid_request", "Missing or invalid client_assertion_type - must be "
-                                                        "'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'")
-        assertion = str(form.get("client_assertion", ""))
-        try:
-            header = jwt.get_unverified_header(assertion)
-        except jwt.PyJWTError:
-            return token_error(400, "invalid_request", "Malformed JWT in client_assertion")
-        if header.get("alg") != "RS512":
-            return token_error(400, "invalid_request", "Invalid 'alg' header in client_assertion JWT - must be 'RS512'")
-        kid = header.get("kid")
-        if not kid:
-            return token_error(400, "invalid_request", "Missing 'kid' header in client_assertion JWT")
-        if kid not in keys:
-            return token_error(401, "invalid_request", "Invalid 'kid' header in client_assertion JWT - no matching "
-                                                        "public key")
-        audience = str(request.url.replace(query=""))
-        try:
-            claims = jwt.decode(assertion, keys[kid], algorithms=["RS512"], audience=audience,
-                                options={"require": ["iss", "sub", "aud", "jti", "exp"]})
-        except jwt.InvalidAudienceError:
-            return token_error(401, "invalid_request", f"Invalid 'aud' claim in client_assertion JWT - must be "
-                                                        f"{audience}")
-        except jwt.ExpiredSignatureError:
-            return token_error(400, "invalid_request", "Invalid 'exp' claim in client_assertion JWT - JWT has expired")
-        except jwt.PyJWTError as exc:
-            return token_error(400, "invalid_request", f"Invalid client_assertion JWT: {exc}")
-        if claims["iss"] != claims["sub"]:
-            return token_error(400, "invalid_request", "Invalid 'iss'/'sub' claims in client_assertion JWT - must "
-                                                        "match")
-        if claims["iss"] != API_KEY:
-            return token_error(401, "invalid_request", "Invalid 'iss'/'sub' claims in client_assertion JWT")
-        if float(claims["exp"]) > time.time() + 300 + 5:
-            return token_error(400, "invalid_request", "Invalid 'exp' claim in client_assertion JWT - more than 5 "
-                                                        "minutes in future")
-        if claims["jti"] in used_jti:
-            return token_error(400, "invalid_request", "Non-unique 'jti' claim in client_assertion JWT")
-        used_jti[str(claims["jti"])] = float(claims["exp"])
+    def issue(form: Any, header: dict[str, Any], claims: dict[str, Any]) -> Response:
         issued = state.issue_tokens()
         return JSONResponse({"access_token": issued["access_token"], "expires_in": str(cfg.token_ttl_seconds),
                              "token_type": "Bearer", "issued_at": str(int(time.time() * 1000))})
+
+    add_signed_jwt_token_route(app, state, "/oauth2/token", AssertionPolicy(client_id=lambda: API_KEY,
+                                                                            key_for=keys.get), used_jti, issue)
 
     # ------------------------------------------------------------------ FHIR API
 

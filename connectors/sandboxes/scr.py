@@ -24,7 +24,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import jwt
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -40,6 +39,7 @@ from connectors.sandboxes.common import (
     pools,
     rng_for,
 )
+from connectors.sandboxes.nhs_auth import UNCHECKED, AssertionPolicy, add_signed_jwt_token_route
 
 FHIR_JSON = "application/fhir+json"
 BASE = "https://api.service.nhs.uk/summary-care-record/FHIR/R4"
@@ -190,7 +190,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     consent: dict[str, str] = {nhs: "Ask" for nhs in residents}
     if n > 3:
         consent[residents[3]] = "No"  # this resident has opted out of SCR
-    used_jti: set[str] = set()
+    used_jti: dict[str, float] = {}
     seen: list[dict[str, Any]] = []
     state.extra.update(patients=residents, versions=versions, consent=consent, requests=seen, public_key=None,
                        api_key="carehub-scr-api-key")
@@ -206,41 +206,16 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
                 out[name] = request.headers[name]
         return out
 
-    @app.post("/oauth2/token")
-    async def token(request: Request) -> Response:
-        form = await request.form()
-        state.token_grants["client_credentials"] = state.token_grants.get("client_credentials", 0) + 1
-        if form.get("grant_type") != "client_credentials" or form.get("client_assertion_type") != \
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
-            return JSONResponse({"error": "invalid_request", "error_description": "grant_type and "
-                                 "client_assertion_type must be client_credentials and jwt-bearer"}, 400)
-        assertion = str(form.get("client_assertion", ""))
-        try:
-            header = jwt.get_unverified_header(assertion)
-            key = state.extra.get("public_key")
-            claims = jwt.decode(assertion, key, algorithms=["RS512"], options={"verify_aud": False}) if key else \
-                jwt.decode(assertion, options={"verify_signature": False})
-        except jwt.PyJWTError as exc:
-            return JSONResponse({"error": "invalid_request", "error_description": f"Malformed JWT in "
-                                 f"client_assertion: {exc}"}, 400)
-        if header.get("alg") != "RS512" or not header.get("kid"):
-            return JSONResponse({"error": "invalid_request", "error_description": "Invalid 'alg' or missing 'kid' "
-                                 "header in client_assertion JWT"}, 400)
-        if claims.get("iss") != state.extra["api_key"] or claims.get("sub") != claims.get("iss"):
-            return JSONResponse({"error": "invalid_request", "error_description": "Invalid iss/sub claims in JWT"}, 401)
-        if not str(claims.get("aud", "")).endswith("/oauth2/token"):
-            return JSONResponse({"error": "invalid_request", "error_description": "Missing or non-matching aud"}, 401)
-        if float(claims.get("exp", 0)) > time.time() + 300 or float(claims.get("exp", 0)) < time.time():
-            return JSONResponse({"error": "invalid_request", "error_description": "Invalid exp claim in JWT - "
-                                 "more than 5 minutes in future"}, 400)
-        jti = str(claims.get("jti", ""))
-        if not jti or jti in used_jti:
-            return JSONResponse({"error": "invalid_request", "error_description": "Non-unique jti claim in JWT"}, 400)
-        used_jti.add(jti)
+    def issue(form: Any, header: dict[str, Any], claims: dict[str, Any]) -> Response:
         access = secrets.token_urlsafe(24)
         state.access_tokens[access] = time.time() + 599
         return JSONResponse({"access_token": access, "expires_in": "599", "token_type": "Bearer",
                              "issued_at": str(int(time.time() * 1000))})
+
+    # until the application registers its public key, signatures are not checked (the claims still are)
+    add_signed_jwt_token_route(app, state, "/oauth2/token", AssertionPolicy(
+        client_id=lambda: str(state.extra["api_key"]),
+        key_for=lambda kid: state.extra.get("public_key") or UNCHECKED), used_jti, issue)
 
     @app.post("/_sandbox/scr/register-key")
     async def register_key(request: Request) -> dict[str, str]:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -57,6 +56,7 @@ from connectors.sandboxes.common import (
     pools,
     rng_for,
 )
+from connectors.sandboxes.nhs_auth import SMART_REFUSALS, AssertionPolicy, add_signed_jwt_token_route
 
 FHIR_JSON = "application/fhir+json"
 NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
@@ -453,50 +453,7 @@ def create_app(config: SandboxConfig | None = None, *, profile: str = "cerner",
     def token_error(error: str, description: str, status: int = 400) -> JSONResponse:
         return JSONResponse({"error": error, "error_description": description}, status_code=status)
 
-    @app.post(prof.token_path)
-    async def token(request: Request) -> Response:
-        form = await request.form()
-        grant = str(form.get("grant_type", ""))
-        state.token_grants[grant] = state.token_grants.get(grant, 0) + 1
-        if grant != "client_credentials":
-            return token_error("unsupported_grant_type", "grant_type must be client_credentials")
-        if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
-            return token_error("invalid_request", "client_assertion_type must be "
-                                                  "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-        assertion = str(form.get("client_assertion", ""))
-        try:
-            header = jwt.get_unverified_header(assertion)
-        except jwt.PyJWTError:
-            return token_error("invalid_client", "client_assertion is not a JWT")
-        alg = header.get("alg")
-        if alg not in ("RS384", "ES384"):
-            return token_error("invalid_client", f"client_assertion alg {alg} is not supported (RS384, ES384)")
-        jwk = keys.get(str(header.get("kid")))
-        if jwk is None:
-            return token_error("invalid_client", "no key in the client's registered JWKS matches the kid")
-        if prof.jku_required and not header.get("jku"):
-            return token_error("invalid_client", "this backend app must name its registered JWKS URL in jku")
-        if header.get("jku") and header["jku"] != JWKS_URL:
-            return token_error("invalid_client", "jku is not the JWKS URL registered for this client")
-        audience = str(request.url.replace(query=""))
-        try:
-            claims = jwt.decode(assertion, jwt.PyJWK(jwk, algorithm=alg).key, algorithms=[alg], audience=audience,
-                                options={"require": ["iss", "sub", "aud", "jti", "exp"]})
-        except jwt.InvalidAudienceError:
-            return token_error("invalid_client", f"aud must be the token endpoint {audience}")
-        except jwt.ExpiredSignatureError:
-            return token_error("invalid_client", "client_assertion has expired")
-        except jwt.InvalidSignatureError:
-            return token_error("invalid_client", "client_assertion signature does not verify")
-        except jwt.PyJWTError as exc:
-            return token_error("invalid_client", f"invalid client_assertion: {exc}")
-        if claims["iss"] != claims["sub"] or claims["iss"] != CLIENT_ID:
-            return token_error("invalid_client", "iss and sub must both be the registered client_id")
-        if float(claims["exp"]) > time.time() + 300 + 5:
-            return token_error("invalid_client", "exp is more than 5 minutes in the future")
-        if claims["jti"] in used_jti:
-            return token_error("invalid_client", "jti has already been used")
-        used_jti[str(claims["jti"])] = float(claims["exp"])
+    def issue(form: Any, header: dict[str, Any], claims: dict[str, Any]) -> Response:
         state.extra["assertions"].append({"header": header, "claims": claims})
         requested = set(str(form.get("scope", "")).split())
         if prof.scopes_required:
@@ -513,6 +470,10 @@ def create_app(config: SandboxConfig | None = None, *, profile: str = "cerner",
         return JSONResponse({"access_token": issued["access_token"], "token_type": "Bearer",
                              "expires_in": cfg.token_ttl_seconds, "scope": " ".join(sorted(granted))},
                             headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    add_signed_jwt_token_route(app, state, prof.token_path, AssertionPolicy(
+        client_id=lambda: CLIENT_ID, key_for=keys.get, algorithms=("RS384", "ES384"), refusals=SMART_REFUSALS,
+        jwks_url=JWKS_URL, jku_required=prof.jku_required), used_jti, issue)
 
     # ------------------------------------------------------------------ FHIR API
 
