@@ -33,6 +33,7 @@ from connectors.sandboxes.common import (
     stable_uuid,
     uuid_index,
 )
+from connectors.sandboxes.handlers import record_to_update
 
 ACCOUNT_ID = "9c2e4a61-3b7d-4f0e-8a15-6d2c9b4e7f30"
 APPLICATION_KEY = "b7e1c9d3-5a2f-4e8b-9c6d-0f1a2b3c4d5e-sandbox"
@@ -305,16 +306,14 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
 
     @app.put("/product")
     async def update_product(request: Request) -> Response:
-        if (d := denied(request)) is not None:
-            return d
-        try:
-            body = await request.json()
-        except ValueError:
-            return cin7_error(400, "Request body is not valid JSON")
         data = state.datasets["products"]
-        current = data.get(str(body.get("ID") or "")) if isinstance(body, dict) else None
-        if current is None:
-            return cin7_error(404, "Product not found. ID is required to update a product.")
+        got = await record_to_update(
+            request, denied=denied, error=cin7_error, body_first=True,
+            find=lambda body: data.get(str(body.get("ID") or "")) if isinstance(body, dict) else None,
+            not_found="Product not found. ID is required to update a product.", bad_json="Request body is not valid JSON")
+        if isinstance(got, Response):
+            return got
+        current, body = got
         readonly = sorted(set(body) & {"SKU", "LastModifiedOn", "AverageCost"})
         if readonly:
             return cin7_error(400, f"These fields cannot be changed here: {', '.join(readonly)}")

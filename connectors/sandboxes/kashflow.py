@@ -41,6 +41,7 @@ from connectors.sandboxes.common import (
     pools,
     rng_for,
 )
+from connectors.sandboxes.handlers import record_to_update
 from connectors.sandboxes.workforce import FilterCache, uk_landline
 
 USERNAME = "willowcourt"
@@ -306,16 +307,12 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
 
     @app.put("/v2/customers/{code}")
     async def update_customer(code: str, request: Request) -> Response:
-        if (d := denied(request)) is not None:
-            return d
         data = state.datasets["customers"]
-        rec = data.get(code)
-        if rec is None:
-            return error(404, f"Customer {code} not found")
-        try:
-            body = await request.json()
-        except ValueError:
-            return error(400, "The request is invalid.")
+        got = await record_to_update(request, denied=denied, error=error, find=lambda _: data.get(code),
+                                     not_found=f"Customer {code} not found", bad_json="The request is invalid.")
+        if isinstance(got, Response):
+            return got
+        rec, body = got
         new = {**rec, **(body if isinstance(body, dict) else {}), "Code": code}
         if problems := customer_problems({k: v for k, v in new.items() if k in CUSTOMER_FIELDS or k in (body or {})}):
             return error(400, "; ".join(problems))

@@ -36,6 +36,7 @@ from connectors.sandboxes.common import (
     new_state,
     rng_for,
 )
+from connectors.sandboxes.handlers import record_to_update
 from connectors.sandboxes.workforce import FilterCache, day_window, staff_member
 
 CLIENT_ID = "7c1d2e3f-planday-sandbox-app"
@@ -243,18 +244,14 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
 
     @app.put("/scheduling/v1.0/shifts/{shift_id}")
     async def update_shift(shift_id: str, request: Request) -> Response:
-        if (d := denied(request)) is not None:
-            return d
         data = state.datasets["shifts"]
-        rec = data.get(shift_id)
-        if rec is None:
-            return message(404, f"Shift {shift_id} was not found")
-        try:
-            body = await request.json()
-        except ValueError:
-            return message(400, "The request body is not valid JSON")
-        if not isinstance(body, dict):
-            return message(400, "The request body must be a shift")
+        got = await record_to_update(request, denied=denied, error=message, find=lambda _: data.get(shift_id),
+                                     not_found=f"Shift {shift_id} was not found",
+                                     bad_json="The request body is not valid JSON",
+                                     not_object="The request body must be a shift")
+        if isinstance(got, Response):
+            return got
+        rec, body = got
         unknown = sorted(set(body) - SHIFT_FIELDS)
         if unknown:
             return message(400, f"Unknown field(s): {', '.join(unknown)}")

@@ -31,6 +31,7 @@ from connectors.sandboxes.common import (
     new_state,
     rng_for,
 )
+from connectors.sandboxes.handlers import record_to_update
 from connectors.sandboxes.workforce import FilterCache, day_window, staff_member
 
 API_KEY = "rc-sandbox-7f4e2a9c1b3d5e6f8a0b2c4d6e8f0a1b"
@@ -329,16 +330,12 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
 
     @app.post("/v1/shifts/{shift_id}")
     async def update_shift(shift_id: str, request: Request) -> Response:
-        if (d := denied(request)) is not None:
-            return d
         data = state.datasets["shifts"]
-        existing = data.get(shift_id)
-        if existing is None:
-            return error(404, f"Shift {shift_id} not found")
-        try:
-            body = await request.json()
-        except ValueError:
-            return error(400, "Request body is not valid JSON")
+        got = await record_to_update(request, denied=denied, error=error, find=lambda _: data.get(shift_id),
+                                     not_found=f"Shift {shift_id} not found", bad_json="Request body is not valid JSON")
+        if isinstance(got, Response):
+            return got
+        existing, body = got
         problem = check_shift(body, existing)
         if problem:
             return error(422, problem)
