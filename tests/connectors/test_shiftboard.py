@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from app.sync_jobs import enqueue_run
 from connectors.custom.shiftboard import signature, signed_query
 from connectors.errors import AuthFailed
+from connectors.manifest import RateLimits
 from connectors.runtime import ConnectorSession
 from connectors.sandboxes import shiftboard as sb
 from connectors.sandboxes.common import SandboxConfig
@@ -30,7 +31,17 @@ from engine.ports import OutboundRecord
 from storage import runs as runrepo
 from storage.models import Integration, MappingDesign, SyncConfiguration
 
-from .ops_helpers import MAPPINGS, check_registered, map_records, read_all, sandbox, session, storm_starter
+from .ops_helpers import (
+    MAPPINGS,
+    check_registered,
+    fast_rules,
+    manifest,
+    map_records,
+    read_all,
+    sandbox,
+    session,
+    storm_starter,
+)
 from .worker_harness import count_care, drain, serve
 
 CONFIG = {"access_key_id": sb.ACCESS_KEY_ID}
@@ -94,6 +105,31 @@ def test_manifest_validates_and_is_registered() -> None:
     assert m.environments["eu"].base_url == "https://api-data.eu.shiftboard.com"
     assert {st.params["method"] for st in m.streams.values()} == {"account.list", "workgroup.list", "shift.list"}
     assert (m.streams["accounts"].care_type, m.streams["shifts"].care_type) == ("Employee", "Shift")
+
+
+@pytest.mark.parametrize(("region", "host"), [("production", "api.shiftdata.com"),
+                                               ("eu", "api-data.eu.shiftboard.com")])
+async def test_region_picks_the_host_and_the_form_asks_for_both_keys(region: str, host: str) -> None:
+    from ui.components.connection_form import form_fields
+
+    app = sandbox("shiftboard", records={"shifts": 5, "accounts": 5})
+    rec = Recorder(app)
+    hosts: list[str] = []
+
+    async def note_host(request: httpx.Request) -> None:
+        hosts.append(request.url.host)
+
+    m = manifest("shiftboard")
+    sess = ConnectorSession(m, {"environment": region, **CONFIG}, SECRETS, transport=httpx.ASGITransport(app=rec),
+                            connection_id=f"sb-{region}", error_rules=fast_rules(m), rate_limits=RateLimits())
+    sess.client.event_hooks["request"].append(note_host)
+    async with sess:
+        result = await sess.test_connection()
+    assert result.ok and sess.base_url == f"https://{host}" and set(hosts) == {host}
+    asked = {(f.name, f.store) for f in form_fields(m, sandbox=False)}
+    assert {("environment", "config"), ("access_key_id", "config"), ("signature_key", "secrets")} <= asked
+    practice = {f.name for f in form_fields(m, sandbox=True, provided={"signature_key": sb.SIGNATURE_KEY})}
+    assert practice == {"access_key_id"}  # the sandbox's own key id is pre-filled; its signature key is provided
 
 
 def test_signature_known_answer() -> None:
