@@ -127,6 +127,13 @@ def parse_generic(resp: httpx.Response) -> ParsedError:
         for key in ("Description", "errorMsg", "Message"):  # Message: ASP.NET Web API bodies (Verizon Connect)
             if isinstance(body.get(key), str) and body[key]:
                 return str(body[key]), None
+        issue = body.get("issue")  # one FHIR-like issue: EMIS Partner API ``ErrorResponse``
+        if isinstance(issue, dict):
+            text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
+            if isinstance(text, str) and text:
+                return text, issue.get("code") if isinstance(issue.get("code"), str) else None
+        if isinstance(body.get("description"), str) and body["description"]:  # Paychex ``ErrorResource``
+            return str(body["description"]), body.get("code") if isinstance(body.get("code"), str) else None
         listed = _item_messages(body.get("errors"))
         if listed:
             return "; ".join(listed), None

@@ -126,7 +126,8 @@ async def test_missing_or_wrong_application_id_is_a_clear_401() -> None:
         with pytest.raises(AuthFailed) as exc:
             await read_all(sess, "patients")
     assert exc.value.status == 401
-    assert "rejected the credentials" in str(exc.value) and "applicationId header is missing" in str(exc.value)
+    assert str(exc.value) == ("EMIS Health (EMIS-X Partner API) rejected the credentials: Authentication token not "
+                              "valid: the applicationId header is missing")
     assert sess.stats.refreshes == 1  # one fresh token tried before giving up
     async with s(app, config=config(app, application_id="someone-else")) as sess:
         with pytest.raises(AuthFailed, match="does not match a registered partner application"):
@@ -147,7 +148,9 @@ async def test_unknown_or_malformed_patient_numbers() -> None:
     async with s(app, config=config(app, patient_numbers=f"{numbers[0]}, 999999")) as sess:
         with pytest.raises(VendorError) as exc:
             await read_all(sess, "allergies")
-    assert exc.value.status == 404 and "no patient with patientNumber 999999" in str(exc.value)
+    assert exc.value.status == 404 and exc.value.code == "not-found"
+    assert "Not found: no patient with patientNumber 999999 at this organisation" in str(exc.value)
+    assert "messageId" not in str(exc.value)
     async with s(app, config=config(app, patient_numbers="9434765919X")) as sess:
         with pytest.raises(ConnectorError, match="not an EMIS patient number"):
             await read_all(sess, "patients")
