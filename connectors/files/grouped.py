@@ -13,9 +13,10 @@ row, column and reason and nothing is imported.
 
 :class:`GroupedFileExchangeSession` is the folder session for connectors whose streams declare a grouping
 (``params.group_by``, ``params.line_key``, ``params.line_columns``, optional ``params.totals``); streams
-without one behave exactly as in :class:`~connectors.files.session.FileExchangeSession`. It also reads
-a stream's files as CSV or XLSX by their extension, and writes XLSX when the connection sets
-``file_format: xlsx``.
+without one behave exactly as in :class:`~connectors.files.session.FileExchangeSession`. It also applies a
+stream's whole-file checks (:mod:`connectors.files.checks`, e.g. a trial balance must balance) on reading and
+before writing, reads a stream's files as CSV or XLSX by their extension, and writes XLSX when the connection
+sets ``file_format: xlsx``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.errors import ConnectorError
+from connectors.files.checks import FileChecks
 from connectors.files.codec import FileIssue, FileRejected, parse_file, write_file
 from connectors.files.layout import FileLayout
 from connectors.files.session import FileExchangeSession, RejectedFile, _sha256
@@ -156,9 +158,15 @@ def flatten(layout: FileLayout, grouping: Grouping, records: Sequence[Mapping[st
 
 
 def write_grouped(layout: FileLayout, grouping: Grouping, records: Sequence[Mapping[str, Any]]) -> bytes:
-    """Documents as a file in the layout, one row per line; raises FileRejected like :func:`write_file`."""
+    """Documents as a file in the layout, one row per line; raises FileRejected like :func:`write_file`.
+
+    Totals are checked as on reading, so a document whose lines do not add up never reaches the vendor.
+    """
     grouping.check(layout)
-    return write_file(layout, flatten(layout, grouping, records))
+    rows = flatten(layout, grouping, records)
+    data = write_file(layout, rows)
+    group_rows(layout, grouping, rows, "export", 2 if layout.header else 1)
+    return data
 
 
 def layout_for(layout: FileLayout, name: str) -> FileLayout:
@@ -178,12 +186,20 @@ class GroupedFileExchangeSession(FileExchangeSession):
         """The stream's grouping, if it declares one."""
         return Grouping.from_params(self.stream(stream).params)
 
+    def checks(self, stream: str) -> FileChecks | None:
+        """The stream's whole-file checks, if it declares any."""
+        return FileChecks.from_params(self.stream(stream).params)
+
     def _parse(self, stream: str, layout: FileLayout, data: bytes, name: str) -> list[dict[str, Any]]:
         layout = layout_for(layout, name)
         grouping = self.grouping(stream)
-        if grouping is None:
-            return parse_file(layout, data, name)
-        return parse_grouped(layout, grouping, data, name)
+        rows = parse_file(layout, data, name) if grouping is None else parse_grouped(layout, grouping, data, name)
+        checks = self.checks(stream)
+        if checks is not None:
+            issues = checks.issues(layout, rows, 2 if layout.header else 1)
+            if issues:
+                raise FileRejected(name, issues)
+        return rows
 
     async def read(self, stream: str, checkpoint: dict[str, Any] | None = None) -> AsyncIterator[ReadPage]:
         """New files of the stream, oldest first, one page per file; a document per record when grouped."""
@@ -241,8 +257,9 @@ class GroupedFileExchangeSession(FileExchangeSession):
     async def write(self, stream: str, records: Sequence[OutboundRecord]) -> list[WriteOutcome]:
         """One file per call in the vendor's layout (a document's lines as rows), atomic and idempotent."""
         grouping = self.grouping(stream)
+        checks = self.checks(stream)
         spec = self.stream(stream)
-        if grouping is None and self.config.get("file_format", "csv") == "csv":
+        if grouping is None and checks is None and self.config.get("file_format", "csv") == "csv":
             return await super().write(stream, records)
         if spec.write is None:
             raise ConnectorError(f"{self.manifest.id}.{stream} is read-only")
@@ -264,17 +281,28 @@ class GroupedFileExchangeSession(FileExchangeSession):
         # Which record each written row comes from, to give every record its own problems.
         owner = list(range(len(payloads))) if grouping is None else \
             [k for k, p in enumerate(payloads) for _ in (p.get(grouping.lines_field) or [{}])]
+        first = 2 if layout.header else 1
+        cell_problems: list[FileIssue] = []
+        data = b""
         try:
             data = write_file(layout, payloads) if grouping is None else write_grouped(layout, grouping, payloads)
         except FileRejected as exc:
-            first = 2 if layout.header else 1
+            cell_problems = exc.issues
+        row_problems: list[FileIssue] = []
+        file_problems: list[FileIssue] = []
+        if checks is not None and grouping is None:
+            row_problems = checks.row_issues(layout, payloads, first)
+            file_problems = checks.total_issues(layout, payloads, first)
+        if cell_problems or row_problems or file_problems:
+            shared = [f"{i.column}: {i.reason}" for i in file_problems]  # a file-wide problem is every record's
             by_record: dict[int, list[str]] = {}
-            for issue in exc.issues:
+            for issue in cell_problems + row_problems:
                 idx = issue.row - first
                 if 0 <= idx < len(owner):
                     by_record.setdefault(owner[idx], []).append(f"row {issue.row}, {issue.column}: {issue.reason}")
             return [WriteOutcome(r.idempotency_key, False, error_code="layout",
-                                 error_message="; ".join(by_record.get(i, ["another record in this file is invalid"])))
+                                 error_message="; ".join(by_record.get(i, []) + shared)
+                                 or "another record in this file is invalid")
                     for i, r in enumerate(records)]
         tmp = target.with_suffix(target.suffix + ".part")
         with open(tmp, "wb") as fh:

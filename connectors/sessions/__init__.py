@@ -42,9 +42,8 @@ def _load_builtin() -> None:
         register_session(file_connector, FileExchangeSession)
     from connectors.files.grouped import GroupedFileExchangeSession
 
-    for file_connector in ("sage_payroll_files", "sage_tax_files"):
-        register_session(file_connector, FileExchangeSession)
-    for grouped_connector in ("invoicing_files", "tradegecko_files"):
+    register_session("sage_payroll_files", FileExchangeSession)
+    for grouped_connector in ("sage_tax_files", "invoicing_files", "tradegecko_files"):
         register_session(grouped_connector, GroupedFileExchangeSession)
     for file_connector in ("maintenance_connection_files", "mpulse_files"):
         register_session(file_connector, FileExchangeSession)

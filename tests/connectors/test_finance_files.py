@@ -41,7 +41,7 @@ from .worker_harness import count_care, drain
 
 SAMPLES = Path(__file__).parent / "samples"
 MAPPINGS = TEMPLATES.parent / "mappings"
-CONNECTORS = {"sage_payroll_files": FileExchangeSession, "sage_tax_files": FileExchangeSession,
+CONNECTORS = {"sage_payroll_files": FileExchangeSession, "sage_tax_files": GroupedFileExchangeSession,
               "invoicing_files": GroupedFileExchangeSession, "tradegecko_files": GroupedFileExchangeSession}
 FIELD_TYPES = {"string": "string", "postcode": "string", "email": "string", "phone": "string", "nhs_number": "string",
                "integer": "integer", "decimal": "number", "date": "date", "datetime": "datetime", "boolean": "boolean"}
@@ -281,6 +281,72 @@ async def test_invoices_and_trial_balance_are_written_in_their_layouts(tmp_path:
         out = await st.write("trial_balance", [OutboundRecord(f"tb-{r['nominal_code']}", r) for r in tb])
     assert [o.external_id for o in out] == ["0030", "1200", "2200", "3200", "4000", "7000", "7100"]
     assert next((tmp_path / "tb").iterdir()).read_bytes() == (SAMPLES / "sage_tax_trial_balance.csv").read_bytes()
+
+
+async def test_a_trial_balance_that_does_not_balance_is_neither_read_nor_written(tmp_path: Path) -> None:
+    data = (SAMPLES / "sage_tax_trial_balance.csv").read_bytes()
+    inbox, outbox = tmp_path / "in", tmp_path / "out"
+    inbox.mkdir()
+    (inbox / "trial_balance_2025-03.csv").write_bytes(data.replace(b"7100,Rent,72943.50,", b"7100,Rent,72934.50,"))
+    (inbox / "trial_balance_2025-04.csv").write_bytes(data.replace(b"4000,Residential care fees,,412650.00",
+                                                                   b"4000,Residential care fees,10.00,412660.00"))
+    os.utime(inbox / "trial_balance_2025-04.csv", (2_000_000_000, 2_000_000_000))
+    rows = parse_file(load_layout("sage_tax_trial_balance"), data)
+    async with _session("sage_tax_files", inbox, outbox) as s:
+        assert s.check_file("trial_balance", data) == rows  # the sample balances: 454,932.40 each side
+        with pytest.raises(FileRejected) as refused:
+            _ = [p async for p in s.read("trial_balance")]
+        assert [(f.name, [(i.row, i.column, i.reason) for i in f.issues]) for f in s.rejected] == [
+            ("trial_balance_2025-03.csv", [(8, "Credit", "the file does not balance: Debit totals 454923.40, "
+                                                         "Credit totals 454932.40")]),
+            ("trial_balance_2025-04.csv", [(6, "Credit", "fill exactly one of Debit or Credit (both given)")]),
+        ]
+        assert "trial_balance_2025-03.csv and trial_balance_2025-04.csv" in str(refused.value)
+        short = [{**r, "debit": 72000.0} if r["nominal_code"] == "7100" else r for r in rows]
+        refused_write = await s.write("trial_balance", [OutboundRecord(f"tb-{r['nominal_code']}", r) for r in short])
+        both = await s.write("trial_balance", [OutboundRecord("x", {**rows[0], "credit": 1.0}),
+                                               OutboundRecord("y", {**rows[1], "debit": None, "credit": 18449.0})])
+    assert not any(o.ok for o in refused_write)
+    assert refused_write[0].error_message == ("Credit: the file does not balance: Debit totals 453988.90, "
+                                              "Credit totals 454932.40")
+    assert both[0].error_message == "row 2, Credit: fill exactly one of Debit or Credit (both given)"
+    assert both[1].error_message == "another record in this file is invalid"
+    assert not outbox.exists() or not list(outbox.iterdir())
+
+
+async def test_staff_are_written_back_as_an_employee_details_import(tmp_path: Path) -> None:
+    design = compile_design(load_mapping_template_file(MAPPINGS / "sage_payroll_files" / "Employee.yaml"))
+    staff = {"employeeNumber": "1010", "givenName": "Grace", "familyName": "Adeyemi", "dateOfBirth": "1990-08-14",
+             "niNumber": "AB123456C", "email": "grace.adeyemi@example.org", "startDate": "2025-04-01",
+             "jobTitle": "Care Assistant", "department": "Care",
+             "address": {"line1": "5 Beech Grove", "town": "Leeds", "postcode": "LS8 2QL"}}
+    payload = design.reverse(staff)
+    async with _session("sage_payroll_files", tmp_path / "in", tmp_path / "out") as s:
+        out = await s.write("employees", [OutboundRecord("emp-1010", payload)])
+        bad = await s.write("employees", [OutboundRecord("emp-1011", {**payload, "ni_number": "AB123456"})])
+    assert out[0].ok and out[0].external_id == "1010"
+    assert not bad[0].ok and "NI Number" in (bad[0].error_message or "")
+    written = parse_file(load_layout("sage_payroll_employees"), next((tmp_path / "out").iterdir()).read_bytes())
+    assert len(written) == 1
+    assert {k: v for k, v in written[0].items() if v is not None} == {
+        "employee_ref": "1010", "forename": "Grace", "surname": "Adeyemi", "date_of_birth": "1990-08-14",
+        "ni_number": "AB123456C", "email": "grace.adeyemi@example.org", "start_date": "2025-04-01",
+        "job_title": "Care Assistant", "department": "Care", "address_1": "5 Beech Grove", "address_3": "Leeds",
+        "post_code": "LS8 2QL"}
+
+
+async def test_an_invoice_whose_lines_do_not_add_up_is_not_written(tmp_path: Path) -> None:
+    layout, grouping = load_layout("invoices_generic"), _grouping("invoicing_files", "invoices")
+    docs = parse_grouped(layout, grouping, (SAMPLES / "invoices_generic.csv").read_bytes())
+    payloads = [{k: v for k, v in d.items() if k != "_rows"} for d in docs]
+    payloads[1]["lines"] = payloads[1]["lines"][:1]  # the 0.12 rounding line dropped: 3889.88 != 3890.00
+    async with _session("invoicing_files", tmp_path / "in", tmp_path / "out") as s:
+        out = await s.write("invoices", [OutboundRecord(f"inv-{p['invoice_number']}", p) for p in payloads])
+    assert [o.ok for o in out] == [False, False, False]
+    assert out[1].error_message == ("row 5, Invoice Net: is 3890.00 but the lines of CF-2025-0302 add up to "
+                                    "3889.88")
+    assert out[0].error_message == "another record in this file is invalid"
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
 def _map(connector: str, care_type: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
