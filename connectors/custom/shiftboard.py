@@ -25,6 +25,7 @@ import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import jmespath
@@ -62,8 +63,35 @@ def signed_query(access_key_id: str, signature_key: str, method: str, params: An
     }
 
 
+def to_local_times(params: Any, fields: list[str], default_zone: str) -> Any:
+    """Shiftboard takes shift times as local wall-clock times without an offset (``2026-12-24T07:00:00``) in the
+    shift's ``timezone``; rewrite ISO values that carry an offset (a care record's instant) to that form."""
+    if not isinstance(params, dict) or not fields:
+        return params
+    out = dict(params)
+    try:
+        zone = ZoneInfo(str(out.get("timezone") or default_zone))
+    except (KeyError, ValueError):
+        raise ConnectorError(f"Shiftboard: unknown time zone {out.get('timezone')!r}") from None
+    for name in fields:
+        value = out.get(name)
+        if not isinstance(value, str):
+            continue
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            continue  # a date or a value Shiftboard will explain in its own error
+        if parsed.tzinfo is not None:
+            out[name] = parsed.astimezone(zone).replace(tzinfo=None).isoformat(timespec="seconds")
+    return out
+
+
 class ShiftboardSignature(Authenticator):
-    """Turn a described call into Shiftboard's signed JSON-RPC GET (see the module docstring)."""
+    """Turn a described call into Shiftboard's signed JSON-RPC GET (see the module docstring).
+
+    Options: ``access_key_id`` / ``signature_key`` templates, and ``local_time_fields`` (RPC params written as
+    local times without an offset, in the params' ``timezone`` or ``default_timezone``).
+    """
 
     def __init__(self, spec: CustomAuth, ctx: AuthContext) -> None:
         super().__init__(spec, ctx)
@@ -87,8 +115,11 @@ class ShiftboardSignature(Authenticator):
         if extra:
             # Anything outside the signed envelope would reach Shiftboard unsigned (or be ignored): refuse it.
             raise ConnectorError(f"Shiftboard: put {', '.join(extra)} in the RPC params (the body), not the query")
+        opts = self.spec.options
+        params = to_local_times(request.json_body, [str(f) for f in opts.get("local_time_fields") or []],
+                                str(opts.get("default_timezone", "Europe/London")))
         request.params = signed_query(self._credential("access_key_id"), self._credential("signature_key"),
-                                      method, request.json_body, next(self._ids))
+                                      method, params, next(self._ids))
         request.method = "GET"
         request.json_body = None
 

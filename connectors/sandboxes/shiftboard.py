@@ -22,6 +22,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -56,6 +57,7 @@ TIMEZONE = "Europe/London"
 PATTERNS = ((7, 0, 15, 0), (14, 0, 22, 0), (21, 30, 7, 30))
 SUBJECTS = ("Care Assistant", "Senior Care Assistant", "Registered Nurse", "Night Care Assistant")
 
+_LOCAL_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 # error.data.code values of this sandbox (unconfirmed: Shiftboard does not publish its list)
 ERR_AUTH = 1001  # unknown or revoked access key
 ERR_SIGNATURE = 1002  # signature does not match the request
@@ -271,11 +273,14 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
 
 def _check_shift_fields(params: dict[str, Any]) -> str | None:
     """Why the dates of a shift are unusable, or None."""
+    for name in ("start_date", "end_date"):
+        if params.get(name) is not None and not _LOCAL_TIME.fullmatch(str(params[name])):
+            return f"{name} must be a local time YYYY-MM-DDTHH:MM:SS (no offset), got {params[name]!r}"
     try:
         start = datetime.fromisoformat(str(params["start_date"])) if params.get("start_date") else None
         end = datetime.fromisoformat(str(params["end_date"])) if params.get("end_date") else None
     except ValueError:
-        return "start_date and end_date must be YYYY-MM-DDTHH:MM:SS local times"
+        return "start_date and end_date must be real dates and times"
     if start is not None and end is not None and end <= start:
         return "end_date must be after start_date"
     return None

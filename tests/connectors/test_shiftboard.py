@@ -286,6 +286,30 @@ async def test_mappings_compile_and_map_sandbox_records() -> None:
     assert {e["status"] for e in staff} <= {"active", "inactive"}
 
 
+async def test_care_shift_edit_goes_back_through_the_template_as_local_times() -> None:
+    from engine.mapping import compile_design, load_mapping_template_file
+
+    app = sandbox("shiftboard", records={"shifts": 30, "accounts": 10})
+    compiled = compile_design(load_mapping_template_file(MAPPINGS / "shiftboard" / "Shift.yaml"))
+    rec = Recorder(app)
+    async with s(app, transport=httpx.ASGITransport(app=rec)) as sess:
+        shift = (await sess.sample("shifts", 1))[0]
+        care = dict(compiled.apply(shift.data).values)
+        care.update({"start": "2027-07-01T07:00:00+00:00", "end": "2027-07-01T19:00:00Z", "role": "Registered Nurse"})
+        payload = compiled.reverse(care)
+        out = await sess.write("shifts", [OutboundRecord("wcn-edit-1", payload, external_id=shift.external_id)])
+        new = await sess.write("shifts", [OutboundRecord("wcn-new-1", compiled.reverse(care))])
+    stored = app.state.sandbox.datasets["shifts"].get(shift.external_id)
+    assert out[0].ok, out[0].error_message
+    # 07:00 UTC on 1 July is 08:00 British Summer Time: Shiftboard gets the wall-clock time, no offset
+    assert (stored["start_date"], stored["end_date"], stored["subject"]) == ("2027-07-01T08:00:00",
+                                                                             "2027-07-01T20:00:00", "Registered Nurse")
+    sent = json.loads(base64.b64decode(dict(parse_qsl(rec.calls[1][2]))["params"]))
+    assert sent["id"] == shift.external_id and sent["start_date"] == "2027-07-01T08:00:00"
+    # a care-side shift names no Shiftboard workgroup: Shiftboard's own message comes back
+    assert not new[0].ok and "Missing required parameter: workgroup" in (new[0].error_message or "")
+
+
 @pytest.fixture
 def rota() -> Iterator[tuple[str, FastAPI]]:
     app = sb.create_app(SandboxConfig(records={"shifts": 230, "accounts": 60}))
