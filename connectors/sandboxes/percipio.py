@@ -167,7 +167,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     items = [catalog_item(c) for c in range(n_catalog)]
     reports: dict[str, dict[str, Any]] = {}
     paging: set[str] = set()
-    mode: dict[str, Any] = {"polls": 2, "fail": False}
+    mode: dict[str, Any] = {"polls": 1, "fail": False}
     app = FastAPI(title="Skillsoft Percipio sandbox (CareHub)")
     app.state.sandbox = state
     app.state.credentials = {"bearer_token": TOKEN}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from arq.connections import ArqRedis
@@ -17,9 +18,11 @@ from app.sync_jobs import enqueue_run
 from connectors.auth import OutgoingRequest
 from connectors.catalog import load_catalog
 from connectors.errors import AuthFailed, VendorError
+from connectors.manifest import RateLimits
 from connectors.runtime import ConnectorSession
-from connectors.sandboxes import SANDBOXES
+from connectors.sandboxes import SANDBOXES, SandboxConfig, mount_sandboxes
 from connectors.sandboxes.paychex import CLIENT_ID, CLIENT_SECRET, COMPANY_ID, DISPLAY_ID
+from connectors.sessions import open_session
 from engine.ports import OutboundRecord
 from storage import runs as runrepo
 from storage.models import Integration, MappingDesign, SyncConfiguration
@@ -29,6 +32,7 @@ from .workforce_helpers import (
     CONNECTORS,
     MAPPINGS,
     control,
+    fast_rules,
     manifest,
     map_records,
     read_all,
@@ -111,13 +115,16 @@ async def test_vendor_errors_become_clear_messages() -> None:
     app = sandbox("paychex", records={"workers": 40})
     async with paychex(app) as s:
         [bad] = await s.write("workers", [OutboundRecord("d" * 40, {"name": {"givenName": "Sam"}})])
-        with pytest.raises(VendorError, match="Paging and filtering attributes cannot be applied together") as err:
+        with pytest.raises(VendorError, match=r"^HTTP 400: Paging and filtering attributes cannot be applied "
+                                              r"together \(INVALID_REQUEST\)$") as err:
             url = f"{s.base_url}/companies/{COMPANY_ID}/workers"
             await s.request(lambda: OutgoingRequest("GET", url, {"offset": "0", "from": "2020-01-01T00:00:00Z"}))
         assert err.value.status == 400
-    assert not bad.ok and "familyName required" in (bad.error_message or "") and not app.state.creates
+    assert not bad.ok and bad.error_message == "familyName required" and bad.error_code == "INVALID_WORKER"
+    assert not app.state.creates
     async with paychex(app, config={**CONFIG, "company_id": "99NOTLINKED000000000"}) as s:
-        with pytest.raises(VendorError, match="is not linked to this application"):
+        with pytest.raises(VendorError, match=r"^HTTP 404: Company 99NOTLINKED000000000 is not linked to this "
+                                              r"application \(NOT_FOUND\)$"):
             await read_all(s, "workers")
 
 
@@ -159,6 +166,20 @@ async def test_mapping_template_maps_workers_and_in_progress_hires() -> None:
     assert hire["employeeNumber"] == made.external_id and hire["status"] == "inactive"
     assert (hire["givenName"], hire["familyName"], hire["employmentType"]) == ("Maria", "Lopez", "part-time")
     assert all(e["givenName"][0].isupper() and not e["givenName"][1:].isupper() for e in staff)
+
+
+async def test_practice_mode_connects_and_reads_when_mounted() -> None:
+    host = FastAPI()
+    app = mount_sandboxes(host, config=SandboxConfig(records=12), only=["paychex"])["paychex"]
+    m = manifest("paychex")
+    async with open_session(m, app.state.config, app.state.credentials,
+                            base_url="http://carehub.local/sandbox/paychex", transport=httpx.ASGITransport(app=host),
+                            connection_id="paychex-practice", error_rules=fast_rules(m),
+                            rate_limits=RateLimits()) as s:
+        check = await s.test_connection()
+        assert check.ok, check.reason
+        workers, _ = await read_all(s, "workers")
+    assert len(workers) == 12
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from connectors.custom.percipio import PercipioSession, ReportFailed
 from connectors.errors import AuthFailed, ConnectorError, VendorError
 from connectors.manifest import ConnectorManifest, RateLimits
 from connectors.runtime import ConnectorSession
+from connectors.sandboxes import SandboxConfig, mount_sandboxes
 from connectors.sandboxes.percipio import DATA_FROM, ORG_ID, TOKEN
 from connectors.sessions import open_session, session_class
 from storage import runs as runrepo
@@ -208,6 +209,21 @@ async def test_mapping_templates_map_sandbox_users_and_activity() -> None:
     assert all(t["employeeRef"].startswith("WC") and t["provider"] == "Skillsoft Percipio" for t in training)
     assert all(bool(t.get("completedAt")) == (t["status"] == "completed") for t in training)
     assert not (MAPPINGS / "percipio" / "CatalogContent.yaml").exists()  # no care type fits a course catalogue
+
+
+async def test_practice_mode_reads_every_stream_when_mounted() -> None:
+    host = FastAPI()
+    app = mount_sandboxes(host, config=SandboxConfig(records=12), only=["percipio"])["percipio"]
+    await control(app, "/_sandbox/report", {"polls": 0})
+    m = fast_manifest()
+    async with open_session(m, app.state.config, app.state.credentials,
+                            base_url="http://carehub.local/sandbox/percipio", transport=httpx.ASGITransport(app=host),
+                            connection_id="percipio-practice", error_rules=fast_rules(m),
+                            rate_limits=RateLimits()) as s:
+        check = await s.test_connection()
+        assert check.ok, check.reason
+        counts = {stream: len((await read_all(s, stream))[0]) for stream in m.streams}
+    assert counts == {"users": 12, "learning_activity": 12, "catalog_content": 12}
 
 
 @pytest.fixture
