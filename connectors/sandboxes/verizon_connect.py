@@ -25,6 +25,7 @@ import base64
 import re
 import secrets
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,6 +85,27 @@ def _address(place: str) -> dict[str, Any]:
             "AdministrativeArea": "West Yorkshire", "PostalCode": " ".join(town_postcode[1:]), "Country": "GB"}
 
 
+class _Lazy(dict[str, list[dict[str, Any]]]):
+    """Per-vehicle records built on first use (a fleet of hundreds with long histories starts instantly)."""
+
+    def __init__(self, known: dict[str, Any], build: Callable[[str], list[dict[str, Any]]]) -> None:
+        super().__init__()
+        self.known = known
+        self.build = build
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.known
+
+    def __missing__(self, key: str) -> list[dict[str, Any]]:
+        if key not in self.known:
+            raise KeyError(key)
+        self[key] = self.build(key)
+        return self[key]
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return self[key] if key in self.known else default
+
+
 def create_app(config: SandboxConfig | None = None) -> FastAPI:
     """The Verizon Connect Reveal sandbox app."""
     cfg = config or SandboxConfig()
@@ -129,10 +151,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
                 "StartLocationIsPrivate": False, "EndLocationIsPrivate": False,
                 "DistanceKilometers": round(r.uniform(2, 60), 1)}
 
-    history: dict[str, list[dict[str, Any]]] = {
-        vn: [point(vn, k, anchor - k * POINT_STEP) for k in reversed(range(n_points))] for vn in by_number}
-    segments: dict[str, list[dict[str, Any]]] = {
-        vn: [segment(vn, k, anchor - k * TRIP_STEP) for k in reversed(range(n_trips))] for vn in by_number}
+    history = _Lazy(by_number, lambda vn: [point(vn, k, anchor - k * POINT_STEP) for k in reversed(range(n_points))])
+    segments = _Lazy(by_number, lambda vn: [segment(vn, k, anchor - k * TRIP_STEP) for k in reversed(range(n_trips))])
     state.extra.update({"vehicles": vehicles, "history": history, "segments": segments, "token_grants": 0,
                         "anchor": anchor})
 
@@ -168,8 +188,14 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     async def list_vehicles(request: Request) -> Response:
         return refused(request) or JSONResponse(vehicles)
 
+    def has_position(vn: str) -> bool:
+        if vn not in history:
+            return False
+        return bool(history[vn]) if dict.__contains__(history, vn) else n_points > 0
+
     def last_location(vn: str) -> dict[str, Any]:
-        last = history[vn][-1]
+        # The newest point; built alone while the vehicle's history has not been asked for (bulk reads of big fleets).
+        last = history[vn][-1] if dict.__contains__(history, vn) else point(vn, 0, anchor)
         return {"Address": last["Address"], "DeltaDistance": 0.0, "DeltaTime": 0, "DeviceTimeZoneOffset": 0,
                 "DeviceTimeZoneUseDST": True, "DisplayState": last["DisplayState"], "Direction": 90, "Heading": "E",
                 "DriverNumber": last["DriverNumber"], "GeoFenceName": None, "Latitude": last["Latitude"],
@@ -181,7 +207,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         denied = refused(request)
         if denied:
             return denied
-        if number not in history or not history[number]:
+        if not has_position(number):
             return reveal_error(404, f"Vehicle number '{number}' was not found.")
         return JSONResponse(last_location(number))
 
@@ -198,7 +224,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return reveal_error(400, "The request body must be a JSON list of vehicle numbers.")
         out = []
         for n in numbers:
-            if history.get(n):
+            if has_position(n):
                 out.append({"VehicleNumber": n, "StatusCode": 200,
                             "ContentResource": {"Value": last_location(n), "StatusCode": 200}})
             else:

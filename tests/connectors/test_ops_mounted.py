@@ -22,6 +22,7 @@ from connectors.sandboxes import (
     samsara,
     unleashed,
     upkeep,
+    verizon_connect,
     webfleet,
     whatsapp_business,
     zoom,
@@ -51,6 +52,8 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {  # connector: (
                           {"system_user_token": whatsapp_business.ACCESS_TOKEN}),
     "coupa": ("purchase_orders", {"instance": "willowcourt"}, {"client_id": coupa.CLIENT_ID,
                                                                "client_secret": coupa.CLIENT_SECRET}),
+    "verizon_connect": ("locations", {"app_id": verizon_connect.APP_ID},  # 620 vehicles, bulk POSTs of 50
+                        {"username": verizon_connect.USERNAME, "password": verizon_connect.PASSWORD}),
 }
 
 
