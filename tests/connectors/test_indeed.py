@@ -24,7 +24,7 @@ from arq.connections import RedisSettings, create_pool
 from arq.worker import Worker, func
 from sqlalchemy import select
 
-from app.sync_jobs import run_sync
+from app.sync_jobs import enqueue_run, run_sync
 from app.webhooks_in import drain_queue, forget_receivers, process_inbound_event, webhooks_app
 from connectors.manifest import load_manifest
 from connectors.sessions import open_session
@@ -34,7 +34,9 @@ from connectors.xmlfeeds.sessions import IndeedSession
 from engine.mapping import compile_design, load_mapping_template_file
 from engine.ports import OutboundRecord
 from storage import integrations as svc
-from storage.models import CareRecord, InboundEvent, SyncRun
+from storage import runs as runrepo
+from storage.care_store import write_local
+from storage.models import CareRecord, InboundEvent, Integration, MappingDesign, SyncConfiguration, SyncRun
 
 from .conftest import TEMPLATES
 from .worker_harness import count_care
@@ -260,3 +262,52 @@ async def test_indeed_apply_signed_posts_land_as_applicants_and_tampered_ones_ar
     assert people[0]["appliedAt"].startswith("2026-11-28T08:01:00")
     assert runs and all(r.status == "succeeded" for r in runs), [(r.status, r.error) for r in runs]
     assert sum(int((r.counts or {}).get("created", 0)) for r in runs) == 3
+
+
+async def test_job_postings_published_to_the_feed_by_the_worker(ctx: Any, redis_url: str, tmp_path: Path) -> None:
+    design = yaml.safe_load((MAPPINGS / "JobPosting.yaml").read_text())
+    with ctx.db.session() as s:
+        integ = Integration(name="Indeed feed", connector_id="indeed", status="active",
+                            operation_mode="full_writecarenotes",
+                            connection_details={**CONFIG, "outbox_dir": str(tmp_path / "public")},
+                            credentials_encrypted=ctx.box.encrypt({}), error_handling={})
+        s.add(integ)
+        s.flush()
+        s.add(SyncConfiguration(integration_id=integ.id, sync_direction="outbound", batch_size=5,
+                                retry_policy={"base_seconds": 0.05, "cap_seconds": 0.2, "max_attempts": 2,
+                                              "call_deadline_seconds": 10},
+                                error_threshold=1000, max_change_share=1.0, sync_frequency={"kind": "manual"},
+                                streams=[{"stream": "jobs", "care_type": "JobPosting"}]))
+        s.add(MappingDesign(integration_id=integ.id, stream="jobs", care_type="JobPosting", design=design))
+        iid = str(integ.id)
+    posting = {"title": "Night Care Assistant", "site": "Leeds", "hours": "Part time", "closingDate": "2026-12-31",
+               "status": "open", "description": "<p>Nights at Rose Court & Harewood</p>"}
+    records = [write_local(ctx.db, "JobPosting", {**posting, "title": f"Night Care Assistant {i}"}) for i in range(7)]
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    feed_file = tmp_path / "public" / "indeed_jobs.xml"
+
+    async def run() -> SyncRun:
+        run_id = await enqueue_run(ctx.db, pool, iid, "manual", requested_by="test")
+        await _work(ctx, redis_url)
+        done = runrepo.get_run(ctx.db, run_id)
+        assert done.status == "succeeded", done.error
+        return done
+
+    try:
+        first = await run()
+        assert first.counts["written"] == 7 and first.counts.get("failed", 0) == 0
+        jobs = parse_feed(feed_file.read_bytes()).jobs
+        assert sorted(j["title"] for j in jobs) == [f"Night Care Assistant {i}" for i in range(7)]
+        assert {j["jobtype"] for j in jobs} == {"parttime"} and len({j["referencenumber"] for j in jobs}) == 7
+        assert (await run()).counts.get("written", 0) == 0  # nothing changed: nothing sent
+
+        write_local(ctx.db, "JobPosting", {**posting, "title": "Night Senior Carer"}, record_id=records[3].id)
+        write_local(ctx.db, "JobPosting", {**posting, "title": "Night Care Assistant 5", "status": "closed"},
+                    record_id=records[5].id)
+        third = await run()
+        assert third.counts["written"] == 2
+        jobs = parse_feed(feed_file.read_bytes()).jobs
+        assert len(jobs) == 6 and "Night Senior Carer" in {j["title"] for j in jobs}
+        assert "Night Care Assistant 5" not in {j["title"] for j in jobs}  # closed: out of the feed
+    finally:
+        await pool.aclose()
