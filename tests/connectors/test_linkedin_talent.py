@@ -179,8 +179,10 @@ def test_manifest_sandbox_and_catalog_are_honest() -> None:
     assert all(f.description for s in m.streams.values() for f in s.fields)
     entry = next(e for e in load_catalog(CONNECTORS).entries if e.id == "linkedin_talent")
     assert entry.connector == "linkedin_talent" and entry.availability == "partner-only"
-    # Every path the manifest calls is a path of LinkedIn's spec (under the /v2 server URL).
-    paths = {s.path for s in m.streams.values()} | {op.path for s in m.streams.values() if s.write
+    # Every path the manifest calls is a path of LinkedIn's spec (under the /v2 server URL); pushed
+    # (source: webhook) streams call none.
+    assert [n for n, s in m.streams.items() if s.source == "webhook"] == ["applications"]
+    paths = {s.path for s in m.streams.values() if s.source == "poll"} | {op.path for s in m.streams.values() if s.write
                                                     for op in (s.write.create, s.write.update) if op}
     assert {p.removeprefix("/v2") for p in paths} <= set(spec()["paths"])
 
