@@ -40,6 +40,7 @@ def _load_builtin() -> None:
     register_session("percipio", PercipioSession)  # asynchronous learning-activity report
     for file_connector in ("sage50_files", "legacy_care_files", "recruitment_files", "taxcalc_files"):
         register_session(file_connector, FileExchangeSession)
+    register_session("telemedicine_files", FileExchangeSession)  # consultation report exports
     from connectors.files.grouped import GroupedFileExchangeSession
 
     register_session("sage_payroll_files", FileExchangeSession)
