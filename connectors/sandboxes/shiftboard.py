@@ -8,7 +8,8 @@ or ``{"jsonrpc", "id", "error": {"code", "message", "data": {"code", "message"}}
 official client expects (it raises on an ``error`` member). The numeric codes of ``error.data`` are this
 sandbox's own (Shiftboard's list is not published): unconfirmed.
 
-Methods: ``system.echo``, ``account.list``, ``workgroup.list``, ``shift.list`` (``select`` on ``start_date``/
+Methods: ``system.echo``, ``account.list``, ``workgroup.list``, ``timeclock.whosOn`` (members clocked in now,
+one per covered shift running at this moment), ``shift.list`` (``select`` on ``start_date``/
 ``end_date`` dates, ``covering_member``, ``workgroup``, ``external_id``), ``shift.create`` and ``shift.update``.
 Lists page with ``page: {start (from 1), batch}`` and answer ``{"count", "page": {"this", "next"?}, "<items>"}``.
 Shift dates are local times (``start_date``, no offset) with a ``timezone``; shift ``i`` falls on day
@@ -27,6 +28,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -211,6 +213,23 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         state.extra["updated"] += 1
         return JSONResponse({"jsonrpc": "2.0", "id": call_id, "result": {}})
 
+    def who_is_on() -> list[dict[str, Any]]:
+        """Members clocked in now: one entry per covered shift running at this moment (UK wall-clock time)."""
+        now_local = datetime.now(UTC).astimezone(ZoneInfo(TIMEZONE)).replace(tzinfo=None)
+        out = []
+        for row in state.datasets["shifts"].iter():
+            if not row.get("covering_member") or not row.get("end_date"):
+                continue
+            start, end = datetime.fromisoformat(row["start_date"]), datetime.fromisoformat(row["end_date"])
+            if not start <= now_local < end:
+                continue
+            clocked = start - timedelta(minutes=rng_for(seed, "timeclocks", int(row["id"])).randrange(0, 9))
+            out.append({"id": f"tc-{row['id']}", "account": row["covering_member"], "workgroup": row["workgroup"],
+                        "shift": row["id"], "clocked_in": _stamp(clocked.replace(tzinfo=ZoneInfo(TIMEZONE))),
+                        "clocked_in_local": clocked.isoformat(timespec="seconds"), "clocked_out": None,
+                        "timezone": TIMEZONE})
+        return out
+
     async def rpc(request: Request) -> Response:
         q = request.query_params
         call_id = q.get("id")
@@ -261,6 +280,9 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return create_shift(call_id, params)
         if method == "shift.update":
             return update_shift(call_id, params)
+        if method == "timeclock.whosOn":
+            on = who_is_on()
+            return list_reply(call_id, params, lambda o, n: (on[o:o + n], len(on)), "timeclocks")
         return rpc_error(call_id, -32601, f"Method not found: {method}", ERR_PARAMS)
 
     app.add_api_route("/", rpc, methods=["GET", "POST"])

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -103,7 +104,8 @@ def test_manifest_validates_and_is_registered() -> None:
     assert m.auth.type == "custom" and m.auth.name == "shiftboard_signature"
     assert m.environments["production"].base_url == "https://api.shiftdata.com"
     assert m.environments["eu"].base_url == "https://api-data.eu.shiftboard.com"
-    assert {st.params["method"] for st in m.streams.values()} == {"account.list", "workgroup.list", "shift.list"}
+    assert {st.params["method"] for st in m.streams.values()} == {"account.list", "workgroup.list", "shift.list",
+                                                                "timeclock.whosOn"}
     assert (m.streams["accounts"].care_type, m.streams["shifts"].care_type) == ("Employee", "Shift")
 
 
@@ -308,6 +310,26 @@ async def test_care_shift_edit_goes_back_through_the_template_as_local_times() -
     assert sent["id"] == shift.external_id and sent["start_date"] == "2027-07-01T08:00:00"
     # a care-side shift names no Shiftboard workgroup: Shiftboard's own message comes back
     assert not new[0].ok and "Missing required parameter: workgroup" in (new[0].error_message or "")
+
+
+async def test_who_is_clocked_in_now_maps_to_open_timesheets() -> None:
+    app = sandbox("shiftboard", records={"shifts": 230, "accounts": 20})
+    data = app.state.sandbox.datasets["shifts"]
+    now = datetime.now(ZoneInfo("Europe/London")).replace(tzinfo=None)
+    running = [r for r in data.iter() if datetime.fromisoformat(r["start_date"]) <= now
+               < datetime.fromisoformat(r["end_date"])]
+    assert running  # early, late and night shifts cover the whole day
+    for k, row in enumerate(running):  # make sure someone is on each shift running now
+        data.put(row["id"], {**row, "covering_member": str(sb.FIRST_ACCOUNT + k), "covered": True})
+    async with s(app) as sess:
+        on, pages = await read_all(sess, "clocked_in")
+    assert len(pages) == 1 and sorted(r.data["shift"] for r in on) == sorted(r["id"] for r in running)
+    assert rpc_calls(app, "timeclock.whosOn")[0]["page"] == {"start": 1, "batch": 100}
+    sheets = map_records("shiftboard", "Timesheet", on, stream="clocked_in")
+    by_shift = {r["id"]: r for r in running}
+    for rec, sheet in zip(on, sheets, strict=True):
+        assert sheet["employeeRef"] == str(sb.FIRST_ACCOUNT + running.index(by_shift[rec.data["shift"]]))
+        assert sheet["status"] == "open" and "clockOut" not in sheet and datetime.fromisoformat(sheet["clockIn"]) <= datetime.now(UTC)
 
 
 @pytest.fixture
