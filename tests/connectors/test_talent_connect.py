@@ -31,8 +31,8 @@ async def test_practice_mode_connects_and_reads_every_stream_when_mounted(connec
         check = await s.test_connection()
         assert check.ok, check.reason
         for stream in m.streams:
-            if (connector, stream) in WRITE_ONLY:
-                continue
+            if (connector, stream) in WRITE_ONLY or m.streams[stream].source == "webhook":
+                continue  # nothing to read: written only, or pushed by the vendor's webhooks
             records, _ = await read_all(s, stream)
             assert records or stream == "job_posting_tasks", f"{connector}.{stream} read nothing"
             assert len({r.external_id for r in records}) == len(records), f"{connector}.{stream} repeats records"
