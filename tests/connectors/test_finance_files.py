@@ -2,7 +2,8 @@
 
 Every layout round-trips its sample file; malformed files are refused with row, column and reason and import
 nothing; invoice and purchase-order rows are grouped into documents whose totals must add up; writes land as one
-idempotent file in the outbox; and the real sync worker turns dropped files into Employee and Invoice care records.
+idempotent file in the outbox; and the real sync worker turns dropped files into Employee, Invoice and StockItem
+care records.
 """
 
 from __future__ import annotations
@@ -495,3 +496,20 @@ async def test_generic_invoices_sync_into_the_care_store(ctx: Any, arq: ArqRedis
     await drain(ctx, redis_url, "finance-files-worker")
     r3 = _run(ctx, run3)
     assert r3.status == "succeeded" and r3.counts["read"] == 0
+
+
+async def test_tradegecko_stock_migrates_into_the_care_store(ctx: Any, arq: ArqRedis, redis_url: str,
+                                                              tmp_path: Path) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    shutil.copy(SAMPLES / "tradegecko_products.csv", inbox / "products_export.csv")
+    integ = _integration(ctx, "tradegecko_files", "products", "StockItem", inbox)
+    before = count_care(ctx, "StockItem")
+    run1 = await enqueue_run(ctx.db, arq, integ, "manual", requested_by="test")
+    await drain(ctx, redis_url, "finance-files-worker")
+    r1 = _run(ctx, run1)
+    assert r1.status == "succeeded", r1.error
+    assert r1.counts["read"] == 4 and r1.counts["created"] == 4
+    assert count_care(ctx, "StockItem") == before + 4
+    mine = {i["sku"]: i for i in _care(ctx, "StockItem") if "tradegecko_files" in i.get("externalRefs", {})}
+    assert mine["NUT-CLR-175"]["site"] == "Kitchen" and mine["GLV-NIT-L"]["quantityOnHand"] == 31
