@@ -229,6 +229,9 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     state.extra.update(patients=numbers, scopes=scopes_of, calls_by_path={})
     app = FastAPI(title="EMIS-X Partner API sandbox (CareHub)")
     app.state.sandbox = state
+    # Practice mode: the settings and credentials a connection to this sandbox uses.
+    app.state.config = {"application_id": APPLICATION_ID, "patient_numbers": ", ".join(numbers)}
+    app.state.credentials = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
     app.add_middleware(FaultMiddleware, state=state, throttle=_throttle, exempt=("/identity/",))
     add_control_routes(app, state)
 

@@ -75,6 +75,8 @@ def test_manifest_is_registered_and_the_catalog_is_honest() -> None:
                                                       "/api/v1/medicalRecord/GetMedicalRecord"}
     assert all(f.description for st in m.streams.values() for f in st.fields)
     assert "emis_health" in SANDBOXES
+    practice = sandbox(3)  # practice mode connects with the sandbox's own settings and credentials
+    assert practice.state.config == config(practice) and practice.state.credentials == SECRETS
     entry = next(e for e in load_catalog(CONNECTORS).entries if e.id == "emis_health")
     assert entry.availability == "partner-only" and entry.connector == "emis_health"
     assert "unconfirmed" in entry.note and "applicationId" in entry.note
