@@ -6,6 +6,7 @@ end-to-end sync through the real worker into the care store."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,8 @@ from app.sync_jobs import enqueue_run
 from connectors.auth import OutgoingRequest
 from connectors.catalog import load_catalog
 from connectors.errors import AuthFailed, VendorError
+from connectors.manifest import RateLimits
+from connectors.runtime import ConnectorSession
 from connectors.sandboxes import SANDBOXES
 from connectors.sandboxes import verizon_connect as vz
 from connectors.sandboxes.common import SandboxConfig
@@ -27,7 +30,7 @@ from storage import runs as runrepo
 from storage.models import Integration, MappingDesign, SyncConfiguration
 
 from .conftest import TEMPLATES
-from .ops_helpers import control, manifest, map_records, read_all, sandbox, session, storm_starter
+from .ops_helpers import control, fast_rules, manifest, map_records, read_all, sandbox, session, storm_starter
 from .worker_harness import count_care, drain, serve
 
 CONFIG = {"app_id": vz.APP_ID}
@@ -105,13 +108,16 @@ async def test_token_expiry_mid_read_logs_in_again_and_finishes() -> None:
 
 async def test_a_token_past_its_lifetime_is_renewed_before_the_call() -> None:
     app = sandbox("verizon_connect", records=RECORDS)
-    async with s(app) as sess:
+    m = manifest("verizon_connect")
+    assert m.auth.type == "custom" and m.auth.options["ttl_seconds"] == 1080  # 18 of Reveal's 20 minutes
+    short = m.model_copy(update={"auth": m.auth.model_copy(update={"options": {"ttl_seconds": 1}})})
+    async with ConnectorSession(short, CONFIG, SECRETS, base_url="http://verizon_connect.sandbox",
+                                transport=httpx.ASGITransport(app=app), connection_id="test-vz-ttl",
+                                error_rules=fast_rules(m), rate_limits=RateLimits()) as sess:
         await read_all(sess, "vehicles")
-        stored = await sess.token_store.load(sess.connection_id)
-        assert stored is not None and stored["expires_at"] - stored["obtained_at"] == pytest.approx(1080, abs=1)
-        await sess.token_store.save(sess.connection_id, {**stored, "expires_at": 0})
-        sess.auth._expires = 0.0  # the clock moved past the 18 minutes the token is trusted for
-        await read_all(sess, "vehicles")
+        await asyncio.sleep(1.1)
+        vehicles, _ = await read_all(sess, "vehicles")
+    assert len(vehicles) == 6
     assert grants(app) == 2 and sess.stats.refreshes == 0  # renewed ahead, never refused
 
 
@@ -134,6 +140,24 @@ async def test_incremental_read_starts_at_the_newest_point() -> None:
     # (already read, dropped later by content hash) and 2002's new trip
     per_vehicle = [sum(r.data["VehicleNumber"] == str(v) for r in trips_again) for v in range(2001, 2007)]
     assert per_vehicle == [1, 2, 1, 2, 1, 1]
+
+
+async def test_a_read_stopped_mid_fleet_resumes_at_the_next_window() -> None:
+    app = sandbox("verizon_connect", records=RECORDS)
+    first: list[Any] = []
+    read_pages = 0
+    async with s(app) as sess:
+        async for page in sess.read("status_history"):
+            first.extend(page.records)
+            read_pages += 1
+            if len(first) >= 50:
+                stopped = page.checkpoint
+                break
+    assert stopped is not None and stopped["page"]["vehicles"] == [str(2001 + i) for i in range(6)]
+    async with s(app) as sess:
+        rest, pages = await read_all(sess, "status_history", stopped)
+    ids = [r.external_id for r in first + rest]
+    assert len(ids) == len(set(ids)) == 144 and read_pages + len(pages) == 13  # no window read twice
 
 
 async def test_history_from_setting_starts_the_first_read() -> None:
