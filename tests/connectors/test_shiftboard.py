@@ -259,6 +259,11 @@ async def test_json_rpc_errors_become_clear_messages() -> None:
     async with s(app, config={"access_key_id": "someone-else"}) as sess:
         result = await sess.test_connection()
     assert not result.ok and "unknown or disabled access_key_id" in result.reason
+    calls_before = app.state.sandbox.calls
+    async with s(app, secrets={}) as sess:
+        result = await sess.test_connection()
+    assert not result.ok and "the connection has no signature key" in result.reason
+    assert app.state.sandbox.calls == calls_before  # nothing unsigned was sent
 
     # on the wire: HTTP 200 with a JSON-RPC error object (Shiftboard's shape: error.data.code / message)
     q = signed_query(sb.ACCESS_KEY_ID, sb.SIGNATURE_KEY, "shift.list", {"page": {"start": 1, "batch": 5}}, 3)
