@@ -11,8 +11,10 @@ give ``listen_port`` and ``spool_dir`` (``listen_host`` defaults to every interf
 * stops listeners whose integration was deactivated, deleted or moved to another host/port/spool.
 
 Accepted messages go to the integration's spool (written and fsynced before the ``AA``, see
-:mod:`connectors.hl7.spool`); the next sync run of the integration reads them. On shutdown the listeners close
-and the locks are released, so another worker takes over within one poll.
+:mod:`connectors.hl7.spool`); the next sync run of the integration reads them, on whichever worker runs it, so
+with workers on several machines ``spool_dir`` must be a folder they all reach. On shutdown the listeners close
+and the locks are released, so another worker takes over within one poll; a worker that dies without shutting
+down holds the port's lock until it expires (three polls, at least 5 seconds).
 """
 
 from __future__ import annotations
