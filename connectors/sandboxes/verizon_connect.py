@@ -269,12 +269,15 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
 
     @app.post("/_sandbox/verizon/drive")
     async def drive(request: Request) -> dict[str, Any]:
-        """A finished trip of ``vehicle`` ending now, with a GPS point at its end."""
+        """A finished trip of ``vehicle`` ending now (or one still going: ``in_progress``), with a GPS point now."""
         body = await request.json()
         vn = str(body.get("vehicle") or vehicles[0]["VehicleNumber"])
         now = datetime.now(UTC).replace(microsecond=0)
         k = len(segments[vn]) + 1000
         trip = segment(vn, k, now)
+        if body.get("in_progress"):  # still driving: no end yet
+            trip = {**trip, "StartDateUtc": utc(now - timedelta(minutes=5)), "EndDateUtc": None, "IsComplete": False,
+                    "EndLocation": None}
         segments[vn].append(trip)
         history[vn].append(point(vn, k, now))
         return {"vehicle": vn, "trip": trip, "point": history[vn][-1]}

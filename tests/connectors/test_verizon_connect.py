@@ -26,6 +26,7 @@ from connectors.runtime import ConnectorSession
 from connectors.sandboxes import SANDBOXES
 from connectors.sandboxes import verizon_connect as vz
 from connectors.sandboxes.common import SandboxConfig
+from engine.mapping import compile_design, load_mapping_template_file
 from storage import runs as runrepo
 from storage.models import Integration, MappingDesign, SyncConfiguration
 
@@ -211,7 +212,14 @@ async def test_mappings_compile_and_map_sandbox_records() -> None:
     app = sandbox("verizon_connect", records=RECORDS)
     async with s(app) as sess:
         vehicles, _ = await read_all(sess, "vehicles")
-        trips, _ = await read_all(sess, "trips")
+        await control(app, "/_sandbox/verizon/drive", {"vehicle": "2005", "in_progress": True})
+        everything, _ = await read_all(sess, "trips")
+    driving = [r for r in everything if not r.data["IsComplete"]]
+    trips = [r for r in everything if r.data["IsComplete"]]
+    assert len(driving) == 1 and driving[0].data["EndDateUtc"] is None and driving[0].updated_at is None
+    compiled = compile_design(load_mapping_template_file(TEMPLATES.parent / "mappings" / "verizon_connect" / "Trip.yaml"))
+    skipped = compiled.apply(driving[0].data)
+    assert not skipped.ok and not skipped.errors  # filtered out until the trip ends
     fleet = map_records("verizon_connect", "Vehicle", vehicles, stream="vehicles")
     assert fleet[0]["registration"] == vehicles[0].data["RegistrationNumber"].upper()
     assert fleet[0]["make"] == "Ford" and fleet[0]["status"] == "available"
