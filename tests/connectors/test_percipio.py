@@ -75,6 +75,16 @@ def test_manifest_sandbox_session_and_catalog() -> None:
     assert session_class("percipio") is PercipioSession
 
 
+async def test_eu_data_centre_host_comes_from_the_connection() -> None:
+    m = manifest("percipio")
+    app = sandbox("percipio")
+    for environment, host in (("eu", "https://dew1-api.percipio.com"), ("production", "https://api.percipio.com")):
+        async with open_session(m, {**CONFIG, "environment": environment}, SECRETS, connection_id="eu",
+                                transport=httpx.ASGITransport(app=app)) as s:
+            assert s.base_url == host and s._url(m.streams["users"].path) == (
+                f"{host}/user-management/v1/organizations/{ORG_ID}/users")
+
+
 async def test_users_full_read_over_pages_stops_at_the_header_total() -> None:
     app = sandbox("percipio", records=RECORDS)
     async with percipio(app) as s:
