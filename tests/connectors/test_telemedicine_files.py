@@ -59,6 +59,7 @@ def test_manifest_mirrors_the_layouts_and_the_catalog_routes_each_service() -> N
     midos = by_id["midos"]
     assert (midos.availability, midos.connector) == ("available", "legacy_care_files")
     assert "no uk health or care system of this name" in midos.note.lower()
+    assert by_id["legacy_care_files"].connector == "legacy_care_files"  # still listed under its own name too
 
 
 @pytest.mark.parametrize(("service", "rows"), sorted(SERVICES.items()))
