@@ -5,18 +5,20 @@
   authentication (PS256) at the token endpoint and the FAPI headers on every call
   (``x-fapi-interaction-id``, ``x-fapi-auth-date``, ``x-fapi-customer-ip-address``) plus the bank profile's
   extra headers (Lloyds ``x-lbg-channel``).
-* :func:`create_consent`, :func:`authorization_url`, :func:`complete_authorisation`: the Connect flow
-  (client-credentials token → ``POST /account-access-consents`` → PSU authorises at the bank with a
-  request object naming the consent → code exchange).
+* :func:`create_consent`, :func:`authorization_url`, :func:`complete_authorisation`, :func:`get_consent`: the
+  Connect flow (client-credentials token → ``POST /account-access-consents`` → PSU authorises at the bank with
+  a request object naming the consent → code exchange → the consent reads ``Authorised``);
+  :func:`consent_expiry`, :func:`consent_days_left`, :func:`needs_reauthorisation`: the 90-day consent.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -35,6 +37,9 @@ from connectors.manifest import CustomAuth, OAuth2AuthorizationCode
 from connectors.runtime import ConnectorSession
 
 AIS_PREFIX = "/open-banking/v3.1/aisp"
+CONSENT_DAYS = 90  # how long a consent is asked for (the customer re-confirms access at least this often)
+REAUTHORISE_DAYS = 14  # from this many days before the end, prompt the home to re-authorise
+AUTHORISED = ("Authorised", "AUTH")
 DEFAULT_PERMISSIONS = ("ReadAccountsDetail", "ReadBalances", "ReadTransactionsCredits", "ReadTransactionsDebits",
                        "ReadTransactionsDetail")
 
@@ -135,8 +140,12 @@ async def create_consent(session: ConnectorSession, permissions: Sequence[str] =
 
 
 def authorization_url(session: ConnectorSession, consent_id: str, redirect_uri: str, *, state: str | None = None,
-                      nonce: str | None = None) -> str:
-    """Where to send the PSU: the bank's authorize endpoint with a signed request object for the consent."""
+                      nonce: str | None = None, public_base: str | None = None) -> str:
+    """Where to send the PSU: the bank's authorize endpoint with a signed request object for the consent.
+
+    ``public_base`` is where a browser reaches the bank when the manifest's authorize URL is a path (a local
+    sandbox served in-process: the session's own base URL is not one a browser can open).
+    """
     _obie(session)
     envs = session.manifest.environments
     env = envs.get(str(session.config.get("environment", "production")))
@@ -144,7 +153,7 @@ def authorization_url(session: ConnectorSession, consent_id: str, redirect_uri: 
         env = envs.get("sandbox") if "sandbox" in envs else env  # a base-URL override means a local sandbox
     authorize = (env.authorize_url if env else None) or ""
     if "://" not in authorize:
-        authorize = session.base_url + authorize
+        authorize = (public_base or session.base_url).rstrip("/") + authorize
     s = session.secrets
     client_id = str(s.get("client_id", ""))
     nonce = nonce or secrets.token_hex(4)  # Lloyds accepts at most 8 characters
@@ -169,3 +178,46 @@ async def complete_authorisation(session: ConnectorSession, code: str, redirect_
     """Exchange the code the bank redirected back with; tokens are saved in the session's token store."""
     tokens = await _obie(session).exchange_code(code, redirect_uri)
     return {**tokens, "authorised_at": datetime.now(UTC).isoformat()}
+
+
+async def get_consent(session: ConnectorSession, consent_id: str) -> dict[str, Any]:
+    """``GET /account-access-consents/{id}`` with a TPP token; the consent's ``Data``."""
+    auth = _obie(session)
+    token = await auth.client_credentials_token()
+    resp = await session.client.get(f"{session.base_url}{AIS_PREFIX}/account-access-consents/{consent_id}",
+                                    headers={"Authorization": f"Bearer {token}", **auth.fapi_headers()})
+    _raise_for(resp)
+    consent: dict[str, Any] = resp.json()["Data"]
+    return consent
+
+
+def consent_authorised(status: str) -> bool:
+    """True for an authorised consent (``Authorised`` in v3.1, ``AUTH`` in v4)."""
+    return status in AUTHORISED
+
+
+def consent_expiry(now: datetime | None = None, days: int = CONSENT_DAYS) -> str:
+    """The ``ExpirationDateTime`` to ask for: ``days`` from now (OBIE ISO 8601 with offset, whole seconds)."""
+    at = (now or datetime.now(UTC)) + timedelta(days=days)
+    return at.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def consent_days_left(expires: str | None, now: datetime | None = None) -> int | None:
+    """Days until the consent ends, a part-day counted whole (negative once it has ended); None without an end."""
+    if not expires:
+        return None
+    try:
+        at = datetime.fromisoformat(expires.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    seconds = (at - (now or datetime.now(UTC))).total_seconds()
+    # a part-day counts as a day: "1 day left" until the very end, "-1" as soon as it has ended
+    return math.ceil(seconds / 86400) if seconds >= 0 else -math.ceil(-seconds / 86400)
+
+
+def needs_reauthorisation(expires: str | None, now: datetime | None = None, warn_days: int = REAUTHORISE_DAYS) -> bool:
+    """True when the consent ends within ``warn_days`` (or has ended): time to ask the customer again."""
+    left = consent_days_left(expires, now)
+    return left is not None and left <= warn_days

@@ -27,6 +27,13 @@ from storage.integrations import (
 from storage.models import Integration
 from ui.auth import actor, current_user
 from ui.components import theme
+from ui.components.bank_consent import (
+    BANK_KIND,
+    bank_connect_form,
+    consent_panel,
+    finish_bank_consent,
+    is_bank_connector,
+)
 from ui.components.connection_form import auth_sentence, form_fields, uses_redirect
 from ui.components.connector_access import (
     SANDBOX_PREFIX,
@@ -103,7 +110,9 @@ async def connect_page(connector_id: str, request: Request, integration: str = "
             return
         ui.label(connector.name).classes("text-xl font-semibold").props("role=heading aria-level=2")
         ui.label(auth_sentence(connector))
-        if row is None:
+        if row is None and is_bank_connector(connector):
+            bank_connect_form(connector, _base(request))
+        elif row is None:
             _connection_form(connector, _base(request))
         else:
             await _connected(connector, row, auto_test=test == "1")
@@ -202,6 +211,10 @@ async def oauth_callback(request: Request, code: str = "", state: str = "", erro
         problem = "Your CareHub session ended during sign-in. Sign in to CareHub and connect again."
     elif entry is None:
         problem = "This sign-in link is not one CareHub started (or it was already used). Start connecting again."
+    elif entry.get("kind") == BANK_KIND:
+        problem, target = await finish_bank_consent(entry, code=code, error=error, error_description=error_description)
+        if target:
+            return RedirectResponse(target)
     elif error:
         problem = f"The vendor did not allow access: {error_description or error}. You can try again."
     elif not code:
@@ -270,6 +283,8 @@ async def _connected(connector: ConnectorManifest, row: Integration, *, auto_tes
         signed_in = bool(creds.get("tokens")) or not uses_redirect(connector)
         ui.label("Credentials saved (encrypted; they are never shown again)." if signed_in else
                  f"Not signed in to {connector.name} yet.")
+        if is_bank_connector(connector):
+            consent_panel(connector, row.id, _site(details, connector))
         tenants = details.get("tenants") or []
         if len(tenants) > 1:
             def choose(value: str) -> None:
