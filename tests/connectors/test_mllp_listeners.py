@@ -195,31 +195,64 @@ async def test_worker_listens_acks_spools_and_the_sync_stores_every_result(
         r.close()
 
 
-async def test_two_workers_never_bind_the_same_port_and_the_second_takes_over(
+async def test_two_workers_never_bind_the_same_port_and_another_takes_over(
         ctx: Any, redis_url: str, tmp_path: Path, workers: Any) -> None:
     port = _free_port()
     integ = _integration(ctx, port, tmp_path / "spool")
     first = workers()
     assert ack_code(await _send(port, _sample("clinisys_oru_r01.hl7"))) == "AA"
     r = redis.Redis.from_url(redis_url)
-    try:
-        assert r.get(LOCK_PREFIX + integ) == first.worker_id.encode()
-        second = workers()
-        # The second worker is up and polling (its heartbeat is in Redis) for several polls, yet the lock,
-        # the listener and the port stay with the first, and it never tried to bind.
-        await _until(lambda: r.zscore("carehub:workers", second.worker_id) is not None, 40, "the second worker ran")
-        await asyncio.sleep(POLL * 8)
-        assert r.get(LOCK_PREFIX + integ) == first.worker_id.encode()
-        assert second.worker_id.encode() not in (r.hget(STATUS_KEY, integ) or b"")
-        assert ack_code(await _send(port, _sample("sunquest_oru_r01.hl7"))) == "AA"
-        assert b"cannot listen" not in second.log.read_bytes()
 
-        first.stop()  # graceful: the port and the lock are released, the second worker binds at its next poll
-        await _until(lambda: r.get(LOCK_PREFIX + integ) == second.worker_id.encode(), 15,
-                     "the second worker took the lock")
+    def owner() -> bytes | None:
+        value = r.get(LOCK_PREFIX + integ)
+        return value if isinstance(value, bytes) else None
+
+    try:
+        assert owner() == first.worker_id.encode()
+        others = [workers(), workers()]
+        # Both are up and polling (heartbeats in Redis) for several polls, yet the lock, the listener and the port
+        # stay with the first, and neither tried to bind.
+        for w in others:
+            await _until(lambda w=w: r.zscore("carehub:workers", w.worker_id) is not None, 60, "a worker ran")
+        await asyncio.sleep(POLL * 8)
+        assert owner() == first.worker_id.encode()
+        assert all(w.worker_id.encode() not in (r.hget(STATUS_KEY, integ) or b"") for w in others)
+        assert ack_code(await _send(port, _sample("sunquest_oru_r01.hl7"))) == "AA"
+
+        first.stop()  # graceful: port and lock released; one of the others binds at its next poll
+        await _until(lambda: owner() in {w.worker_id.encode() for w in others}, 15, "another worker took the lock")
+        taker = next(w for w in others if w.worker_id.encode() == owner())
+        spare = next(w for w in others if w is not taker)
         assert ack_code(await _send(port, _sample("sunquest_oru_r01.hl7"), timeout=15)) == "AA"
-        assert second.worker_id.encode() in (r.hget(STATUS_KEY, integ) or b"")
-        for w in (first, second):
-            assert b"cannot listen" not in w.log.read_bytes()
+        assert taker.worker_id.encode() in (r.hget(STATUS_KEY, integ) or b"")
+
+        # Killed outright, the taker cannot release its lock: the spare binds once the lock expires.
+        taker.proc.kill()
+        taker.proc.wait(10)
+        await _until(lambda: owner() == spare.worker_id.encode(), 20, "the spare took the expired lock")
+        assert ack_code(await _send(port, _sample("clinisys_oru_r01.hl7"), timeout=15)) == "AA"
+        for w in (first, *others):
+            assert b"cannot listen" not in w.log.read_bytes()  # no worker ever found the port taken
     finally:
+        r.close()
+
+
+async def test_a_port_taken_by_another_program_is_retried_until_free(
+        ctx: Any, redis_url: str, tmp_path: Path, workers: Any) -> None:
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    port = int(blocker.getsockname()[1])
+    integ = _integration(ctx, port, tmp_path / "spool")
+    worker = workers()
+    r = redis.Redis.from_url(redis_url)
+    try:
+        await _until(lambda: b"cannot listen" in worker.log.read_bytes(), 40, "the worker reported the busy port")
+        assert r.get(LOCK_PREFIX + integ) in (None, worker.worker_id.encode())  # released after each failed bind
+        blocker.close()
+        assert ack_code(await _send(port, _sample("sunquest_oru_r01.hl7"), timeout=15)) == "AA"
+        assert r.get(LOCK_PREFIX + integ) == worker.worker_id.encode()
+        assert len(list((tmp_path / "spool").glob("*.hl7"))) == 1
+    finally:
+        blocker.close()
         r.close()
