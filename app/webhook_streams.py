@@ -24,7 +24,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jmespath
 from sqlmodel import col, select
 
 from app.context import AppContext
@@ -32,7 +31,8 @@ from connectors.catalog import default_directory
 from connectors.errors import ManifestError
 from connectors.manifest import ConnectorManifest, StreamSpec, load_manifest
 from connectors.runtime import parse_timestamp
-from engine.ports import ReadPage, SourceRecord, StreamReader
+from connectors.webhook_records import pushed_streams, records_in
+from engine.ports import ReadPage, StreamReader
 from storage.db import Database
 from storage.models import InboundEvent
 
@@ -58,31 +58,7 @@ def webhook_streams(connector_id: str) -> dict[str, StreamSpec]:
     manifest = _manifest(connector_id)
     if manifest is None:
         return {}
-    return {name: spec for name, spec in manifest.streams.items() if spec.source == "webhook"}
-
-
-def records_in(spec: StreamSpec, payload: Any) -> list[SourceRecord]:
-    """The stream's records in one delivery body (``records`` JMESPath, then ``primary_key``/``updated_at``)."""
-    found = jmespath.search(spec.records, payload)
-    if isinstance(found, dict):
-        found = [found]
-    out: list[SourceRecord] = []
-    for raw in found or []:
-        if not isinstance(raw, dict):
-            continue
-        key = jmespath.search(spec.primary_key, raw)
-        if key in (None, ""):
-            continue  # nothing to link it by: not a record of this stream
-        updated = _timestamp(jmespath.search(spec.updated_at, raw), spec.date_format) if spec.updated_at else None
-        out.append(SourceRecord(external_id=str(key), data=raw, updated_at=updated))
-    return out
-
-
-def _timestamp(value: Any, fmt: str) -> datetime | None:
-    # Webhook bodies often carry epoch milliseconds (LinkedIn appliedAt): no date in seconds is that large.
-    if fmt == "epoch" and isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > 1e11:
-        value = value / 1000
-    return parse_timestamp(value, fmt)
+    return pushed_streams(manifest)
 
 
 def changed_streams(connector_id: str, payload: Mapping[str, Any]) -> dict[str, dict[str, datetime | None]]:
