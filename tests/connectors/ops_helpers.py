@@ -1,4 +1,5 @@
-"""Shared steps of the operations connector tests (Teams, Cin7, Unleashed, Brightpearl, UpKeep, Samsara...).
+"""Shared steps of the connector tests over in-process sandboxes: operations (Teams, Cin7, Unleashed, Brightpearl,
+UpKeep, Samsara...) and, through ``workforce_helpers``, HR, rota, payroll and small accounting.
 
 Sessions run against the in-process sandbox over ``httpx.ASGITransport`` (real HTTP requests into the ASGI
 app), with the manifest's own error rules but short waits so storms finish quickly.
@@ -73,22 +74,24 @@ async def control(app: FastAPI, path: str, body: dict[str, Any] | None = None) -
         return out
 
 
-def storm_starter(app: FastAPI, storm: str, size: int = 6, **extra: Any) -> Any:
-    """A ``between`` callback that starts a throttling or 5xx storm after the first page."""
+def storm_starter(app: FastAPI, storm: str, size: int = 6, *, error_status: int = 502, **extra: Any) -> Any:
+    """A ``between`` callback that starts a throttling or 5xx storm (of ``error_status``) after the first page."""
     async def start(n: int) -> None:
         if n == 1:
             await control(app, "/_sandbox/faults", {storm: size, "retry_after": "0",
-                                                    "error_status": 502 if storm == "storm_5xx" else 500, **extra})
+                                                    "error_status": error_status if storm == "storm_5xx" else 500,
+                                                    **extra})
     return start
 
 
-def check_registered(connector: str, catalog_id: str | None = None) -> ConnectorManifest:
-    """The manifest validates with described fields, its sandbox is registered and the catalog lists it."""
+def check_registered(connector: str, catalog_id: str | None = None, *, min_description: int = 6) -> ConnectorManifest:
+    """The manifest validates with described fields (``min_description`` characters at least), its sandbox is
+    registered and the catalog lists it as available."""
     m = manifest(connector)
     assert m.id == connector and m.availability == "available"
     for name, stream in m.streams.items():
         assert stream.fields, f"{name} has no field schema"
-        assert all(len(f.description) > 5 for f in stream.fields), name
+        assert all(len(f.description) >= min_description for f in stream.fields), name
     assert connector in SANDBOXES
     cat = load_catalog(CONNECTORS)
     entry = next(e for e in cat.entries if e.id == (catalog_id or connector))

@@ -1,107 +1,30 @@
 """Shared steps of the HR, rota, payroll and small-accounting connector tests (Breathe HR, RotaCloud, ...).
 
-Sessions run against the in-process sandbox over ``httpx.ASGITransport`` (real HTTP requests into the
-ASGI app), with the manifest's own error rules but short waits so storms finish quickly.
+The same steps as the operations tests (``ops_helpers``), with two defaults of their own: a 5xx storm answers
+503, and a field description need only be present.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from functools import partial
 
-import httpx
-from fastapi import FastAPI
+from .ops_helpers import (
+    CONNECTORS,
+    MAPPINGS,
+    ROOT,
+    control,
+    fast_rules,
+    manifest,
+    map_records,
+    read_all,
+    sandbox,
+    session,
+)
+from .ops_helpers import check_registered as _check_registered
+from .ops_helpers import storm_starter as _storm_starter
 
-from connectors.catalog import load_catalog
-from connectors.manifest import Backoff, ConnectorManifest, ErrorRules, RateLimits, load_manifest
-from connectors.runtime import ConnectorSession
-from connectors.sandboxes import SANDBOXES, SandboxConfig
-from engine.mapping import compile_design, load_mapping_template_file
-from engine.ports import ReadPage, SourceRecord
+storm_starter = partial(_storm_starter, error_status=503)
+check_registered = partial(_check_registered, min_description=1)
 
-ROOT = Path(__file__).resolve().parents[2]
-CONNECTORS = ROOT / "templates" / "connectors"
-MAPPINGS = ROOT / "templates" / "mappings"
-
-
-def manifest(connector: str) -> ConnectorManifest:
-    """The validated manifest of a connector."""
-    return load_manifest(CONNECTORS / f"{connector}.yaml")
-
-
-def fast_rules(m: ConnectorManifest) -> ErrorRules:
-    """The manifest's rules with short waits."""
-    return m.errors.model_copy(update={"backoff": Backoff(base_seconds=0.01, cap_seconds=0.05),
-                                       "default_retry_after_seconds": 0.01, "deadline_seconds": 60})
-
-
-def sandbox(connector: str, **config: Any) -> FastAPI:
-    """A fresh sandbox app from the registry."""
-    return SANDBOXES[connector](SandboxConfig(**config))
-
-
-def session(connector: str, app: FastAPI, config: dict[str, Any], secrets: dict[str, Any],
-            **kw: Any) -> ConnectorSession:
-    """A connector session talking to ``app`` in process."""
-    m = manifest(connector)
-    kw.setdefault("error_rules", fast_rules(m))
-    kw.setdefault("rate_limits", RateLimits())
-    return ConnectorSession(m, config, secrets, base_url=f"http://{connector}.sandbox",
-                            transport=httpx.ASGITransport(app=app), connection_id=f"test-{connector}-{id(app)}", **kw)
-
-
-async def read_all(s: ConnectorSession, stream: str, checkpoint: dict[str, Any] | None = None,
-                   between: Any = None) -> tuple[list[SourceRecord], list[ReadPage]]:
-    """Every record of a stream and the pages they came in; ``between(n)`` runs after page n."""
-    records: list[SourceRecord] = []
-    pages: list[ReadPage] = []
-    async for page in s.read(stream, checkpoint):
-        pages.append(page)
-        records.extend(page.records)
-        if between is not None:
-            await between(len(pages))
-    return records, pages
-
-
-async def control(app: FastAPI, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """POST to the sandbox's control API (faults, tokens)."""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sb") as c:
-        r = await c.post(path, json=body or {})
-        r.raise_for_status()
-        out: dict[str, Any] = r.json()
-        return out
-
-
-def storm_starter(app: FastAPI, storm: str, size: int = 6) -> Any:
-    """A ``between`` callback that starts a 429 or 5xx storm after the first page."""
-    async def start(n: int) -> None:
-        if n == 1:
-            await control(app, "/_sandbox/faults", {storm: size, "retry_after": "0", "error_status": 503
-                                                    if storm == "storm_5xx" else 500})
-    return start
-
-
-def check_registered(connector: str, catalog_id: str | None = None) -> None:
-    """The manifest validates, its sandbox is registered and the catalog lists it as available."""
-    m = manifest(connector)
-    assert m.id == connector and m.availability == "available"
-    for name, stream in m.streams.items():
-        assert stream.fields, f"{name} has no field schema"
-        assert all(f.description for f in stream.fields)
-    assert connector in SANDBOXES
-    cat = load_catalog(CONNECTORS)
-    entry = next(e for e in cat.entries if e.id == (catalog_id or connector))
-    assert entry.availability == "available" and entry.connector == connector
-
-
-def map_records(connector: str, care_type: str, records: list[SourceRecord]) -> list[dict[str, Any]]:
-    """Compile the mapping template and map records; every record must map without errors."""
-    design = load_mapping_template_file(MAPPINGS / connector / f"{care_type}.yaml")
-    assert (design.connector, design.care_type) == (connector, care_type)
-    compiled = compile_design(design)
-    out = []
-    for r in records:
-        mapped = compiled.apply(r.data)
-        assert mapped.ok, (r.external_id, mapped.errors)
-        out.append(dict(mapped.values))
-    return out
+__all__ = ["CONNECTORS", "MAPPINGS", "ROOT", "check_registered", "control", "fast_rules", "manifest", "map_records",
+           "read_all", "sandbox", "session", "storm_starter"]
