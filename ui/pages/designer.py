@@ -43,6 +43,7 @@ from ui.auth import actor
 from ui.components import theme
 from ui.components.connector_access import manifest, mapping_template, session_for_integration
 from ui.components.mapping_state import MappingDraft, TargetField
+from ui.components.pushed_samples import pushed_samples
 from ui.components.samples import MASKED_SENSITIVITY, first_sample, sample_values, short, source_fields
 from ui.components.transforms import (
     OPERATOR_WORDS,
@@ -72,6 +73,9 @@ def _load(integration_id: str, stream: str) -> tuple[Integration, list[dict[str,
 
 async def _samples(row: Integration, stream: str) -> tuple[list[dict[str, Any]], str]:
     """Live sample records, or an empty list and the reason in plain words."""
+    pushed = await pushed_samples(row, stream, SAMPLE_SIZE)  # webhook-fed streams: from the webhook inbox
+    if pushed is not None:
+        return pushed
     try:
         async with session_for_integration(row) as sess:
             records = await sess.sample(stream, SAMPLE_SIZE)
