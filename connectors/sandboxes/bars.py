@@ -38,8 +38,6 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -57,7 +55,12 @@ from connectors.sandboxes.common import (
     pools,
     rng_for,
 )
-from connectors.sandboxes.nhs_auth import NHS_REFUSALS, AssertionPolicy, add_signed_jwt_token_route
+from connectors.sandboxes.nhs_auth import (
+    NHS_REFUSALS,
+    AssertionPolicy,
+    add_signed_jwt_token_route,
+    rsa_key_pair,
+)
 
 BASE = "/booking-and-referral/FHIR/R4"
 API_KEY = "carehub-sandbox-bars-api-key-51c0d9"
@@ -80,12 +83,7 @@ SEED_MEDICINES = (("322236009", "Paracetamol 500mg tablets", "Two tablets up to 
 @lru_cache(maxsize=1)
 def sandbox_key() -> tuple[str, str]:
     """The sandbox app's RSA key pair (private PEM, public PEM); made once per process."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
+    return rsa_key_pair()
 
 
 def outcome(status: int, code: str, issue: str, diagnostics: str, headers: dict[str, str] | None = None,

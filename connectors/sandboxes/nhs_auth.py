@@ -3,7 +3,8 @@
 Backend Services (Cerner, Epic: RS384/ES384 against the app's registered JWKS, ``jku``) check it.
 
 :func:`add_signed_jwt_token_route` mounts the endpoint; :class:`AssertionPolicy` says what the vendor demands
-and :data:`NHS_REFUSALS` / :data:`SMART_REFUSALS` how it words each refusal. What a valid request gets back
+and :data:`NHS_REFUSALS` / :data:`SMART_REFUSALS` how it words each refusal; :func:`rsa_key_pair` makes a
+test client's signing keys. What a valid request gets back
 (the token reply) stays with each sandbox (``issue``).
 """
 
@@ -16,6 +17,8 @@ from types import MappingProxyType
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import FormData
@@ -153,6 +156,16 @@ def verify_assertion(form: FormData, policy: AssertionPolicy, audience: str,
         raise Refused("jti")
     used_jti[str(claims["jti"])] = float(claims["exp"])
     return header, claims
+
+
+def rsa_key_pair() -> tuple[str, str]:
+    """A new RSA signing key pair (private PEM, public PEM) for a sandbox's test client."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
 
 
 Issue = Callable[[FormData, dict[str, Any], dict[str, Any]], Response | Awaitable[Response]]

@@ -28,8 +28,6 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,7 +44,7 @@ from connectors.sandboxes.common import (
     pools,
     rng_for,
 )
-from connectors.sandboxes.nhs_auth import AssertionPolicy, add_signed_jwt_token_route
+from connectors.sandboxes.nhs_auth import AssertionPolicy, add_signed_jwt_token_route, rsa_key_pair
 
 BASE = "/personal-demographics/FHIR/R4"
 API_KEY = "carehub-sandbox-pds-api-key-7f3e2a"
@@ -73,12 +71,7 @@ HOME_ADDRESSES = {
 @lru_cache(maxsize=1)
 def sandbox_key() -> tuple[str, str]:
     """The sandbox app's RSA key pair (private PEM, public PEM); made once per process."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
+    return rsa_key_pair()
 
 
 def valid_nhs_number(value: str) -> bool:

@@ -33,8 +33,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
@@ -50,6 +48,7 @@ from connectors.sandboxes.common import (
     pools,
     rng_for,
 )
+from connectors.sandboxes.nhs_auth import rsa_key_pair
 
 PREFIXES = ("/open-banking/v3.1/aisp", "/open-banking/v4.0/aisp")
 CLIENT_ID = "carehub-tpp-0001"
@@ -114,12 +113,7 @@ PERMISSION_WORDS = {
 @lru_cache(maxsize=1)
 def practice_key() -> tuple[str, str]:
     """The practice TPP's signing key pair (private PEM, public PEM), registered with the sandbox bank."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
+    return rsa_key_pair()
 
 
 def consent_screen(consent: Consent, request: Request) -> str:
