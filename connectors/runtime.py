@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
-import jmespath
 
 from connectors.auth import (
     AuthContext,
@@ -33,6 +32,7 @@ from connectors.auth import (
     create_authenticator,
 )
 from connectors.errors import AuthFailed, ConnectorError, RateLimited, VendorError
+from connectors.jsonsearch import response_json, search
 from connectors.manifest import (
     BodyFieldIdempotency,
     ConnectorManifest,
@@ -297,11 +297,11 @@ class ConnectorSession:
         body_errors = self.rules.body_errors
         if body_errors is not None and resp.status_code < 400 and resp.content:
             try:
-                body = resp.json()
+                body = response_json(resp)
             except ValueError:
                 return resp
-            if isinstance(body, dict) and jmespath.search(body_errors.ok_path, body) is False:
-                code = str(jmespath.search(body_errors.error_path, body) or "")
+            if isinstance(body, dict) and search(body_errors.ok_path, body) is False:
+                code = str(search(body_errors.error_path, body) or "")
                 status = body_errors.statuses.get(code, body_errors.default_status)
                 return httpx.Response(status, headers=resp.headers, content=resp.content, request=request)
         return resp
@@ -322,8 +322,8 @@ class ConnectorSession:
         return list(self.stream(stream).fields)
 
     def _to_record(self, spec: StreamSpec, raw: Any) -> SourceRecord:
-        key = jmespath.search(spec.primary_key, raw)
-        updated = parse_timestamp(jmespath.search(spec.updated_at, raw), spec.date_format) if spec.updated_at else None
+        key = search(spec.primary_key, raw)
+        updated = parse_timestamp(search(spec.updated_at, raw), spec.date_format) if spec.updated_at else None
         deleted = isinstance(raw, dict) and str(raw.get("status", "")).lower() == "deleted"
         return SourceRecord(external_id=str(key), data=raw, updated_at=updated, deleted=deleted)
 
@@ -381,14 +381,14 @@ class ConnectorSession:
                 return req
 
             resp = await self.request(make)
-            body = resp.json() if resp.content else {}
-            raw_records = paginator.enrich(jmespath.search(spec.records, body) or [])
+            body = response_json(resp) if resp.content else {}
+            raw_records = paginator.enrich(search(spec.records, body) or [])
             records = [self._to_record(spec, r) for r in raw_records]
-            for r in records:
-                if r.updated_at is not None:
-                    iso = r.updated_at.isoformat()
-                    if max_seen is None or (parse_timestamp(max_seen) or r.updated_at) < r.updated_at:
-                        max_seen = iso
+            stamps = [r.updated_at for r in records if r.updated_at is not None]
+            if stamps:
+                newest = max(stamps)
+                if max_seen is None or (parse_timestamp(max_seen) or newest) < newest:
+                    max_seen = newest.isoformat()
             probe = OutgoingRequest(base.method, base.url, dict(base.params), dict(base.headers))
             more = paginator.advance(probe, resp, body, raw_records)
             if more:
@@ -401,8 +401,8 @@ class ConnectorSession:
         params = {"entities": inc.entity, "changedSince": self._format_since(since, "iso_z")}
         url = self._url(inc.path)
         resp = await self.request(lambda: OutgoingRequest("GET", url, dict(params)))
-        body = resp.json()
-        raw = jmespath.search(f"CDCResponse[0].QueryResponse[0].{inc.entity}", body) or []
+        body = response_json(resp)
+        raw = search(f"CDCResponse[0].QueryResponse[0].{inc.entity}", body) or []
         records = [self._to_record(spec, r) for r in raw]
         stamps = [r.updated_at for r in records if r.updated_at is not None]
         newest = max(stamps).isoformat() if stamps else since
@@ -419,7 +419,7 @@ class ConnectorSession:
             url = self._url(spec.path)
             try:
                 resp = await self.request(lambda p=params, u=url: OutgoingRequest(spec.method, u, dict(p)))  # type: ignore[misc]
-                raw = jmespath.search(spec.records, resp.json()) or []
+                raw = search(spec.records, response_json(resp)) or []
             except VendorError as exc:
                 if exc.status != 404:
                     raise
@@ -556,22 +556,22 @@ class ConnectorSession:
                 return [WriteOutcome(r.idempotency_key, True, external_id=str(p.get(op.id_field, "")),
                                      data={"duplicate": True}) for r, p in zip(chunk, payloads, strict=True)]
             raise
-        reply = resp.json() if resp.content else {}
+        reply = response_json(resp) if resp.content else {}
         if op.mode == "quickbooks_batch":
             return self._quickbooks_outcomes(op, chunk, reply)
-        elements = jmespath.search(op.response_records, reply) if op.response_records else reply
+        elements = search(op.response_records, reply) if op.response_records else reply
         if not isinstance(elements, list):
             elements = [elements]
         outcomes = []
         for i, r in enumerate(chunk):
             el = elements[i] if i < len(elements) and isinstance(elements[i], dict) else {}
-            errors = jmespath.search(op.element_error, el) if op.element_error else None
+            errors = search(op.element_error, el) if op.element_error else None
             if errors:
                 outcomes.append(WriteOutcome(r.idempotency_key, False, external_id=r.external_id,
                                              error_code="validation", error_message="; ".join(map(str, errors)),
                                              data=el))
             else:
-                ext = jmespath.search(op.id_field, el)
+                ext = search(op.id_field, el)
                 if ext is None and isinstance(idem, DuplicateIsSuccess):
                     ext = payloads[i].get(op.id_field)
                 if ext is None and update:  # updates answered with an empty body keep their id
@@ -629,7 +629,7 @@ class ConnectorSession:
             params[idem.search_param] = key
         body = _render_obj(idem.body, {**self._ctx, "key": key}) if idem.body is not None else None
         resp = await self.request(lambda: OutgoingRequest(idem.method, url, dict(params), json_body=copy.deepcopy(body)))
-        for raw in jmespath.search(spec.records, resp.json()) or []:
+        for raw in search(spec.records, response_json(resp)) or []:
             if isinstance(raw, dict) and str(raw.get(idem.key_field)) == key:
                 return raw
         return None

@@ -1,6 +1,6 @@
 """Every SQLModel table; importing this package registers them all on ``metadata``."""
 
-from storage.models.base import metadata, new_id, utcnow
+from storage.models.base import metadata, new_id, new_ids, utcnow
 from storage.models.care import CareRecord, CareRecordVersion, ExternalLink, FieldLineage, OutboundWrite
 from storage.models.integrations import (
     ConflictResolution,
@@ -57,5 +57,6 @@ __all__ = [
     "WebhookDelivery",
     "metadata",
     "new_id",
+    "new_ids",
     "utcnow",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +43,17 @@ def utcnow() -> datetime:
 def new_id() -> str:
     """A new random identifier (UUID4 hex)."""
     return uuid.uuid4().hex
+
+
+def new_ids(n: int) -> list[str]:
+    """``n`` new identifiers in ascending order (32 hex digits: milliseconds, sequence, 64 random bits).
+
+    Time-ordered like UUIDv7, so a large batch appends to the right edge of every index keyed by record id
+    instead of landing on random pages; 64 random bits keep them unguessable and unique across processes.
+    """
+    stamp = f"{time.time_ns() // 1_000_000:012x}"
+    raw = os.urandom(8 * n).hex()
+    return [f"{stamp}{i & 0xFFFF:04x}{raw[16 * i:16 * i + 16]}" for i in range(n)]
 
 
 def json_dict() -> Any:

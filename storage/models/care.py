@@ -31,7 +31,7 @@ class CareRecordVersion(SQLModel, table=True):
     __tablename__ = "care_record_versions"
     __table_args__ = (UniqueConstraint("record_id", "version"),)
     id: int | None = Field(default=None, primary_key=True)
-    record_id: str = Field(foreign_key="care_records.id", index=True, max_length=32)
+    record_id: str = Field(foreign_key="care_records.id", max_length=32)  # unique(record_id, version) indexes it
     version: int
     data: dict[str, Any] = json_dict()
     content_hash: str = Field(default="", max_length=64)
@@ -62,7 +62,7 @@ class ExternalLink(SQLModel, table=True):
     __tablename__ = "external_links"
     __table_args__ = (UniqueConstraint("integration_id", "stream", "external_id"),)
     id: int | None = Field(default=None, primary_key=True)
-    integration_id: str = Field(foreign_key="integrations.id", index=True, max_length=32)
+    integration_id: str = Field(foreign_key="integrations.id", max_length=32)  # the unique key indexes it
     stream: str = Field(max_length=100)
     external_id: str = Field(max_length=200)
     record_id: str = Field(foreign_key="care_records.id", index=True, max_length=32)
