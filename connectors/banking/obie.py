@@ -221,3 +221,12 @@ def needs_reauthorisation(expires: str | None, now: datetime | None = None, warn
     """True when the consent ends within ``warn_days`` (or has ended): time to ask the customer again."""
     left = consent_days_left(expires, now)
     return left is not None and left <= warn_days
+
+
+async def revoke_consent(session: ConnectorSession, consent_id: str) -> None:
+    """``DELETE /account-access-consents/{id}`` with a TPP token (a consent replaced by a new one)."""
+    auth = _obie(session)
+    token = await auth.client_credentials_token()
+    resp = await session.client.delete(f"{session.base_url}{AIS_PREFIX}/account-access-consents/{consent_id}",
+                                       headers={"Authorization": f"Bearer {token}", **auth.fapi_headers()})
+    _raise_for(resp)

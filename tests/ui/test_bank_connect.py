@@ -118,4 +118,6 @@ async def test_consent_near_its_end_prompts_and_re_authorises(user: User, db: An
         renewed = services().box.decrypt(get_integration(s, integration_id=integration_id).credentials_encrypted)
         assert len(list_integrations(s, limit=10).items) == 1  # the same connection, renewed
     assert renewed["consent"]["id"] != old["id"] and consent_days_left(renewed["consent"]["expires"]) == 90
-    assert sandbox_bank().state.sandbox.extra["consents"][renewed["consent"]["id"]].status == "AUTH"
+    at_bank = sandbox_bank().state.sandbox.extra["consents"]
+    assert at_bank[renewed["consent"]["id"]].status == "AUTH"
+    assert at_bank[old["id"]].status == "CANC"  # the replaced consent is withdrawn at the bank

@@ -11,6 +11,7 @@ Nothing is saved until the bank has said yes: the connection's details and keys 
 
 from __future__ import annotations
 
+import logging
 import secrets as pysecrets
 from collections.abc import Mapping, MutableMapping
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from connectors.banking.obie import (
     create_consent,
     get_consent,
     needs_reauthorisation,
+    revoke_consent,
 )
 from connectors.banking.profiles import PROFILES, profile_for
 from connectors.errors import ConnectorError
@@ -43,6 +45,7 @@ from ui.components.connector_access import (
 )
 from ui.services import services
 
+log = logging.getLogger(__name__)
 BANK_KIND = "bank-consent"
 PENDING_KEY = "oauth_pending"  # shared with the OAuth sign-ins of the Connect page: one callback serves both
 BANKS = ("barclays", "hsbc", "lloyds", "natwest")
@@ -69,8 +72,11 @@ def _remember(store: MutableMapping[str, Any], entry: dict[str, Any]) -> str:
 
 
 async def start_bank_consent(connector: ConnectorManifest, *, site: str, name: str, details: Mapping[str, Any],
-                             creds: Mapping[str, Any], integration_id: str | None = None) -> str:
-    """Ask the bank for a consent and send the browser to the bank; returns a problem sentence, or ""."""
+                             creds: Mapping[str, Any], integration_id: str | None = None, replaces: str = "") -> str:
+    """Ask the bank for a consent and send the browser to the bank; returns a problem sentence, or "".
+
+    ``replaces``: the consent a re-authorisation renews (withdrawn at the bank once the new one is authorised).
+    """
     sandbox = details.get("environment") == "sandbox"
     redirect_uri = f"{site}/oauth/callback"
     # Taken before any call: an in-process sandbox request through this app replaces the current request
@@ -84,6 +90,7 @@ async def start_bank_consent(connector: ConnectorManifest, *, site: str, name: s
             state = _remember(store, {
                 "kind": BANK_KIND, "connector": connector.id, "integration": integration_id, "name": name,
                 "consent_id": str(consent["ConsentId"]), "expires": expires, "redirect_uri": redirect_uri,
+                "replaces": replaces,
                 "sealed": services().box.encrypt({"details": dict(details), "creds": dict(creds)})})
             url = authorization_url(sess, str(consent["ConsentId"]), redirect_uri, state=state,
                                     public_base=sandbox_base_url(connector.id, site) if sandbox else None)
@@ -119,6 +126,12 @@ async def finish_bank_consent(entry: Mapping[str, Any], *, code: str, error: str
             status = "Authorised"
             if profile is None or profile.consent_get_supported:  # NatWest answers 404 to a consent GET
                 status = str((await get_consent(sess, consent_id)).get("Status"))
+            replaced = str(entry.get("replaces") or "")
+            if replaced and consent_authorised(status):
+                try:  # the consent this one replaces is withdrawn at the bank; it lapses on its own otherwise
+                    await revoke_consent(sess, replaced)
+                except ConnectorError as exc:
+                    log.warning("could not withdraw the replaced bank consent %s: %s", replaced, exc)
     except ConnectorError as exc:
         return f"{bank} refused to finish the connection: {exc}. {kept} You can try again.", ""
     if not consent_authorised(status):
@@ -239,7 +252,7 @@ def consent_panel(connector: ConnectorManifest, integration_id: str, site: str) 
         message.text = await start_bank_consent(connector, site=site, name=name, details=details,
                                                 creds={k: v for k, v in creds.items() if k not in ("tokens",
                                                                                                   "consent")},
-                                                integration_id=integration_id)
+                                                integration_id=integration_id, replaces=str(consent.get("id") or ""))
 
     ui.button(f"Re-authorise {bank} access", icon="autorenew", on_click=again).props("no-caps").mark(
         "bank-reauthorise")

@@ -203,6 +203,9 @@ def start_oauth(connector: ConnectorManifest, integration_id: str, site: str, sa
 async def oauth_callback(request: Request, code: str = "", state: str = "", error: str = "",
                          error_description: str = "") -> RedirectResponse | None:
     """Where the vendor sends the browser back: exchange the code, keep the tokens encrypted."""
+    if not (code or state or error):  # OBIE banks answer the hybrid flow in the URL fragment: pass it on
+        ui.add_head_html("<script>if (location.hash.length > 1) "
+                         "location.replace(location.pathname + '?' + location.hash.slice(1));</script>")
     pending = dict(app.storage.user.get(PENDING_KEY) or {})
     entry = pending.pop(state, None) if state else None
     app.storage.user[PENDING_KEY] = pending
