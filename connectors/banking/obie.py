@@ -124,19 +124,24 @@ def _raise_for(resp: httpx.Response) -> None:
 async def create_consent(session: ConnectorSession, permissions: Sequence[str] = DEFAULT_PERMISSIONS, *,
                          transaction_from: str | None = None, expires: str | None = None) -> dict[str, Any]:
     """``POST /account-access-consents`` with a TPP token; returns the consent's ``Data`` (``ConsentId``...)."""
-    auth = _obie(session)
-    token = await auth.client_credentials_token()
     data: dict[str, Any] = {"Permissions": list(permissions)}
     if transaction_from:
         data["TransactionFromDateTime"] = transaction_from
     if expires:
         data["ExpirationDateTime"] = expires
-    resp = await session.client.post(f"{session.base_url}{AIS_PREFIX}/account-access-consents",
-                                     json={"Data": data, "Risk": {}},
-                                     headers={"Authorization": f"Bearer {token}", **auth.fapi_headers()})
-    _raise_for(resp)
+    resp = await _tpp_call(session, "POST", "/account-access-consents", {"Data": data, "Risk": {}})
     consent: dict[str, Any] = resp.json()["Data"]
     return consent
+
+
+async def _tpp_call(session: ConnectorSession, method: str, path: str, body: Any = None) -> httpx.Response:
+    """A consent-endpoint call with a TPP (``client_credentials``) token; OBIE errors raised as VendorError."""
+    auth = _obie(session)
+    token = await auth.client_credentials_token()
+    resp = await session.client.request(method, f"{session.base_url}{AIS_PREFIX}{path}", json=body,
+                                        headers={"Authorization": f"Bearer {token}", **auth.fapi_headers()})
+    _raise_for(resp)
+    return resp
 
 
 def authorization_url(session: ConnectorSession, consent_id: str, redirect_uri: str, *, state: str | None = None,
@@ -182,11 +187,7 @@ async def complete_authorisation(session: ConnectorSession, code: str, redirect_
 
 async def get_consent(session: ConnectorSession, consent_id: str) -> dict[str, Any]:
     """``GET /account-access-consents/{id}`` with a TPP token; the consent's ``Data``."""
-    auth = _obie(session)
-    token = await auth.client_credentials_token()
-    resp = await session.client.get(f"{session.base_url}{AIS_PREFIX}/account-access-consents/{consent_id}",
-                                    headers={"Authorization": f"Bearer {token}", **auth.fapi_headers()})
-    _raise_for(resp)
+    resp = await _tpp_call(session, "GET", f"/account-access-consents/{consent_id}")
     consent: dict[str, Any] = resp.json()["Data"]
     return consent
 
@@ -225,8 +226,4 @@ def needs_reauthorisation(expires: str | None, now: datetime | None = None, warn
 
 async def revoke_consent(session: ConnectorSession, consent_id: str) -> None:
     """``DELETE /account-access-consents/{id}`` with a TPP token (a consent replaced by a new one)."""
-    auth = _obie(session)
-    token = await auth.client_credentials_token()
-    resp = await session.client.delete(f"{session.base_url}{AIS_PREFIX}/account-access-consents/{consent_id}",
-                                       headers={"Authorization": f"Bearer {token}", **auth.fapi_headers()})
-    _raise_for(resp)
+    await _tpp_call(session, "DELETE", f"/account-access-consents/{consent_id}")
