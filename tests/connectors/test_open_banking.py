@@ -3,6 +3,9 @@ and requests/replies checked against the OBIE OpenAPI schemas (vendor-specs/open
 
 from __future__ import annotations
 
+import html
+import re
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -18,7 +21,14 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 from shared_docs import VENDOR_SPECS
 
-from connectors.banking.obie import authorization_url, complete_authorisation, create_consent
+from connectors.banking.obie import (
+    authorization_url,
+    complete_authorisation,
+    consent_days_left,
+    consent_expiry,
+    create_consent,
+    needs_reauthorisation,
+)
 from connectors.errors import ConnectorError, VendorError
 from connectors.manifest import RateLimits, load_manifest
 from connectors.runtime import ConnectorSession
@@ -243,3 +253,41 @@ def test_catalog_sends_every_bank_to_the_one_obie_connector() -> None:
         assert by_id[bank].connector == "open_banking" and by_id[bank].availability == "available"
         assert "aisp" in by_id[bank].note.lower() or "fca" in by_id[bank].note.lower()
     assert "open_banking" in SANDBOXES
+
+
+async def test_a_browser_sees_the_consent_screen_and_a_refusal_comes_back_as_access_denied(bank: FastAPI) -> None:
+    async with _session(bank) as s:
+        consent = await create_consent(s, expires="2031-01-01T00:00:00+00:00")
+        url = authorization_url(s, consent["ConsentId"], REDIRECT, state="st1")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=bank), base_url="http://ob.sandbox") as c:
+        screen = await c.get(url, headers={"Accept": "text/html,application/xhtml+xml"})
+        assert screen.status_code == 200 and "your balances" in screen.text and "2031-01-01" in screen.text
+        assert bank.state.sandbox.extra["consents"][consent["ConsentId"]].status == "AWAU"  # nothing decided yet
+        reject = html.unescape(re.findall(r'href="([^"]+)"', screen.text)[1])
+        assert "psu_decision=reject" in reject
+        back = await c.get(reject)
+    assert back.status_code == 302
+    assert parse_qs(urlsplit(back.headers["location"]).query) == {"error": ["access_denied"], "state": ["st1"]}
+    assert bank.state.sandbox.extra["consents"][consent["ConsentId"]].status == "RJCT"
+
+
+async def test_an_expired_consent_reads_nothing(bank: FastAPI) -> None:
+    async with _session(bank) as s:
+        await _connect(bank, s)
+        cid = next(c for c in bank.state.sandbox.extra["consents"] if c != ob.DEMO_CONSENT)
+        bank.state.sandbox.extra["consents"][cid].expires = "2020-01-01T00:00:00+00:00"
+        with pytest.raises(VendorError, match="not authorised"):
+            [r async for p in s.read("accounts") for r in p.records]
+    assert bank.state.sandbox.extra["consents"][cid].status == "Expired"
+
+
+def test_consent_days_left_and_the_re_authorise_threshold() -> None:
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    assert consent_expiry(now) == "2027-02-26T12:00:00+00:00"  # 90 days
+    assert consent_days_left(consent_expiry(now), now) == 90
+    assert consent_days_left("2026-11-28T12:00:01+00:00", now) == 1  # a part-day counts
+    assert consent_days_left("2026-11-28T11:59:59Z", now) == -1  # ended
+    assert consent_days_left(None, now) is None and consent_days_left("soon", now) is None
+    assert not needs_reauthorisation("2026-12-13T12:00:00+00:00", now)  # 15 days left
+    assert needs_reauthorisation("2026-12-12T12:00:00+00:00", now)  # 14 days left
+    assert needs_reauthorisation("2020-01-01T00:00:00+00:00", now) and not needs_reauthorisation(None, now)
