@@ -17,6 +17,7 @@ from collections.abc import Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from nicegui import app, ui
 
 from connectors.auth import InMemoryTokenStore
@@ -94,7 +95,7 @@ async def start_bank_consent(connector: ConnectorManifest, *, site: str, name: s
                 "sealed": services().box.encrypt({"details": dict(details), "creds": dict(creds)})})
             url = authorization_url(sess, str(consent["ConsentId"]), redirect_uri, state=state,
                                     public_base=sandbox_base_url(connector.id, site) if sandbox else None)
-    except ConnectorError as exc:
+    except (ConnectorError, httpx.HTTPError) as exc:
         return f"{bank_name(details)} did not accept the request for access: {exc}"
     ui.navigate.to(url)
     return ""
@@ -132,7 +133,7 @@ async def finish_bank_consent(entry: Mapping[str, Any], *, code: str, error: str
                     await revoke_consent(sess, replaced)
                 except ConnectorError as exc:
                     log.warning("could not withdraw the replaced bank consent %s: %s", replaced, exc)
-    except ConnectorError as exc:
+    except (ConnectorError, httpx.HTTPError) as exc:
         return f"{bank} refused to finish the connection: {exc}. {kept} You can try again.", ""
     if not consent_authorised(status):
         return f"{bank} has not authorised the access (the consent is {status}). {kept} You can try again.", ""
