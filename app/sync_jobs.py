@@ -30,9 +30,8 @@ from app.webhook_streams import with_webhook_streams
 from connectors.catalog import default_directory
 from connectors.errors import AuthFailed, ConnectorError, RateLimited, VendorError
 from connectors.manifest import ConnectorManifest, load_manifest
-from connectors.runtime import ConnectorSession
 from connectors.sessions import open_session
-from engine.ports import OutboundRecord, StreamReader, StreamWriter, WriteOutcome
+from engine.ports import StreamReader, StreamWriter, WriteOutcome
 from engine.sync.keys import content_hash
 from engine.sync.mapper import FieldCopyMapper
 from engine.sync.ownership import OwnershipRule, effective_ownership
@@ -238,25 +237,7 @@ async def manifest_connector(app: AppContext, integ: Integration, redis: Any, po
     session = open_session(manifest, config, secrets, base_url=base_url, token_store=IntegrationTokenStore(app),
                                redis=redis, connection_id=integ.id, error_rules=rules, allow_private=allow_private,
                                timeout=policy.call_deadline_seconds)
-    return ConnectorHandle(session, _UpdateIdWriter(session), session.limiter.key.replace(":rl:", ":cb:"),
-                           session.aclose)
-
-
-class _UpdateIdWriter:
-    """Puts the vendor id into update payloads whose endpoint carries it in the body (Xero ``ContactID``),
-    so an update can never turn into a create."""
-
-    def __init__(self, session: ConnectorSession) -> None:
-        self.session = session
-
-    async def write(self, stream: str, records: Sequence[OutboundRecord]) -> list[WriteOutcome]:
-        spec = self.session.stream(stream)
-        op = spec.write.update if spec.write is not None else None
-        id_field = op.id_field if op is not None else ""
-        if id_field and "." not in id_field and "{" not in (op.path if op else ""):
-            records = [OutboundRecord(r.idempotency_key, {**r.payload, id_field: r.external_id}, r.external_id)
-                       if r.external_id and id_field not in r.payload else r for r in records]
-        return await self.session.write(stream, records)
+    return ConnectorHandle(session, session, session.limiter.key.replace(":rl:", ":cb:"), session.aclose)
 
 
 def classify(exc: BaseException) -> Failure:
@@ -386,6 +367,15 @@ class _Loaded:
     options: RunOptions
 
 
+def _deletes_at_vendor(connector_id: str, stream: str) -> bool:
+    """Whether the connector's manifest declares how to delete (or archive) a record of ``stream``."""
+    try:
+        spec = _manifest(connector_id).streams.get(stream)
+    except (RunFailed, ValueError):  # a Python-only connector, or a manifest that no longer loads
+        return False
+    return spec is not None and spec.write is not None and spec.write.delete is not None
+
+
 def _load(db: Database, run: SyncRun) -> _Loaded:
     with db.session() as s:
         integ = s.get(Integration, run.integration_id)
@@ -420,7 +410,8 @@ def _load(db: Database, run: SyncRun) -> _Loaded:
         plans.append(StreamPlan(stream, care_type, rule, mapper,
                                 deletes=str(entry.get("deletes") or "flag"),
                                 deleted_field=deleted_when.get("field") or None,
-                                deleted_values=frozenset(deleted_when.get("values") or ())))
+                                deleted_values=frozenset(deleted_when.get("values") or ()),
+                                send_deletes=_deletes_at_vendor(integ.connector_id, stream)))
     policy = RetryPolicy.from_config(cfg.retry_policy)
     # A retry from the errors inbox (error_ids/record_ids, or retry_failed) resends failed outbound records and
     # re-reads the streams in full, so records that failed mapping or validation are stored once they pass.

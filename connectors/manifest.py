@@ -349,9 +349,13 @@ IdempotencySpec = Annotated[
 
 
 class WriteOperation(_Model):
-    """One write endpoint. ``mode: batch`` sends up to ``batch_size`` records per request."""
+    """One write endpoint. ``mode: batch`` sends up to ``batch_size`` records per request.
 
-    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    Updates and deletes whose path does not name the record (Xero's ``POST /Contacts``) get the vendor id
+    in ``id_field`` of each payload, so they can never create a record instead.
+    """
+
+    method: Literal["POST", "PUT", "PATCH", "DELETE"] = "POST"
     path: str
     mode: Literal["single", "batch", "quickbooks_batch"] = "single"
     batch_size: int = 1
@@ -368,10 +372,15 @@ class WriteOperation(_Model):
 
 
 class WriteSpec(_Model):
-    """Writes of a stream: create and/or update, with the vendor's idempotency mechanism."""
+    """Writes of a stream: create, update and/or delete, with the vendor's idempotency mechanism.
+
+    ``delete`` is how a record archived in WriteCareNotes leaves the vendor: a ``DELETE`` on the record's
+    path, or the vendor's own archive as an update carrying ``body`` (Xero ``ContactStatus: ARCHIVED``).
+    """
 
     create: WriteOperation | None = None
     update: WriteOperation | None = None
+    delete: WriteOperation | None = None
     idempotency: IdempotencySpec = Field(default_factory=lambda: NoIdempotency(type="none"))
 
 
@@ -427,6 +436,9 @@ class RateLimits(_Model):
     per_minute: float | None = None
     per_day: int | None = None
     concurrent: int | None = None
+    # Calls allowed back to back before the steady rate applies (the bucket's size); unset: one second's
+    # worth of a per-second limit, ten seconds' worth of a per-minute one.
+    burst: int | None = Field(default=None, ge=1)
 
 
 class Backoff(_Model):

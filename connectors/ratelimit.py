@@ -77,7 +77,8 @@ def _bucket_shape(limits: RateLimits) -> tuple[float, float]:
         rates.append((limits.per_minute / 60.0, max(1.0, limits.per_minute / 6.0)))
     if not rates:
         return 0.0, 0.0
-    return min(rates, key=lambda r: r[0])
+    rate, burst = min(rates, key=lambda r: r[0])
+    return rate, float(limits.burst) if limits.burst else burst
 
 
 @dataclass

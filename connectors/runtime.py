@@ -472,8 +472,14 @@ class ConnectorSession:
         if spec.write is None:
             raise ConnectorError(f"{self.manifest.id}.{stream} is read-only")
         results: dict[str, WriteOutcome] = {}
-        for op, group in ((spec.write.create, [r for r in records if r.external_id is None]),
-                          (spec.write.update, [r for r in records if r.external_id is not None])):
+        deletes = [r for r in records if r.delete]
+        for r in deletes:
+            if r.external_id is None:
+                results[r.idempotency_key] = WriteOutcome(r.idempotency_key, False, error_code="unsupported",
+                                                          error_message="nothing to delete: no vendor id")
+        for op, group in ((spec.write.create, [r for r in records if r.external_id is None and not r.delete]),
+                          (spec.write.update, [r for r in records if r.external_id is not None and not r.delete]),
+                          (spec.write.delete, [r for r in deletes if r.external_id is not None])):
             if not group:
                 continue
             if op is None:
@@ -514,6 +520,10 @@ class ConnectorSession:
         key = chunk[0].idempotency_key if len(chunk) == 1 else hashlib.sha256(
             "\n".join(r.idempotency_key for r in chunk).encode()).hexdigest()
         payloads = [dict(r.payload) for r in chunk]
+        if update and op.id_field and "." not in op.id_field and "{" not in op.path:
+            # The path does not name the record: the id in the body is what makes this an update.
+            payloads = [p if p.get(op.id_field) else {**p, op.id_field: r.external_id}
+                        for r, p in zip(chunk, payloads, strict=True)]
         if op.body:
             payloads = [{**_render_obj(op.body, {**self._ctx, "record": {"external_id": r.external_id or ""}}), **p}
                         for r, p in zip(chunk, payloads, strict=True)]
@@ -536,6 +546,9 @@ class ConnectorSession:
         url = url if "://" in url else self.base_url + url
         params = render_map(op.params, ctx)
         op_headers = render_map(op.headers, ctx)
+
+        if op.method == "DELETE":
+            body = None
 
         def make() -> OutgoingRequest:
             req = OutgoingRequest(op.method, url, dict(params), dict(op_headers), json_body=body)

@@ -45,6 +45,7 @@ class OutboundRecord:
     idempotency_key: str
     payload: JSON
     external_id: str | None = None  # None: create; otherwise update that vendor record
+    delete: bool = False  # delete (or archive, per the connector) the vendor record ``external_id``
 
 
 @dataclass(frozen=True, slots=True)

@@ -620,7 +620,8 @@ class CareStore:
                     synced_hash=link.content_hash if link is not None else None,
                     last_writer_integration=ver.integration_id if ver is not None else "",
                     idempotency_key=idempotency_key(self.integration_id, rid, version),
-                    updated_at=aware(rec.updated_at), in_review=rid in review, deleted=rec.deleted_at is not None))
+                    updated_at=aware(rec.updated_at), in_review=rid in review, deleted=rec.deleted_at is not None,
+                    vendor_deleted=link is not None and link.deleted))
             return OutboundBatch(out, new_cp, exhausted=len(rows) < limit)
 
     def failed_outbound(self, stream: str, care_type: str, limit: int,
@@ -660,7 +661,8 @@ class CareStore:
                     external_id=link.external_id if link is not None and not link.deleted else None,
                     synced_hash=link.content_hash if link is not None else None, last_writer_integration="",
                     idempotency_key=idempotency_key(self.integration_id, rid, rec.version),
-                    updated_at=aware(rec.updated_at), deleted=rec.deleted_at is not None))
+                    updated_at=aware(rec.updated_at), deleted=rec.deleted_at is not None,
+                    vendor_deleted=link is not None and link.deleted))
             return out
 
     def mark_pending(self, stream: str, candidates: Sequence[OutboundCandidate]) -> None:
@@ -709,20 +711,23 @@ class CareStore:
                     link.content_hash = c.content_hash
                     link.vendor_hash = (vendor_hashes or {}).get(c.idempotency_key, "")
                     link.last_run_id = self.run_id
-                    link.deleted = False
+                    link.deleted = c.deleted  # an archived record went out as the vendor's delete
                     s.add(link)
                     if w is not None:
                         w.status, w.external_id, w.error = "done", ext, ""
                         s.add(w)
                     counts.written += 1
+                    counts.deleted += int(c.deleted)
                     s.execute(update(IntegrationError).execution_options(synchronize_session=False).where(
                         col(IntegrationError.integration_id) == self.integration_id,
                         col(IntegrationError.record_id) == c.record_id, col(IntegrationError.error_type) == "vendor",
                         col(IntegrationError.resolved) == False)  # noqa: E712
                         .values(resolved=True, resolution_action="retried", resolved_at=utcnow(), resolved_by="sync",
                                 resolution_note=f"written by run {self.run_id}"))
-                    outcomes.append(self._outcome(stream, care_type, ext, c.record_id,
-                                                  "updated" if c.external_id else "created", "written to the vendor"))
+                    outcomes.append(self._outcome(
+                        stream, care_type, ext, c.record_id,
+                        "deleted" if c.deleted else "updated" if c.external_id else "created",
+                        "deleted at the vendor" if c.deleted else "written to the vendor"))
                 else:
                     counts.failed += 1
                     msg = o.error_message or o.error_code or "the vendor rejected this record"
@@ -925,4 +930,26 @@ def write_local(db: Database, care_type: str, data: Mapping[str, Any], record_id
         s.add(CareRecordVersion(record_id=rec.id, version=rec.version, data=dict(data), content_hash=h,
                                 change_kind=kind, integration_id="", run_id="", changed_by=actor, changed_at=now))
         s.add(FieldLineage(record_id=rec.id, field="*", system=WCN, updated_at=now)) if kind == "create" else None
+        return rec
+
+
+def archive_local(db: Database, record_id: str, actor: str = "writecarenotes", at: datetime | None = None) -> CareRecord:
+    """A record archived in WriteCareNotes itself: a new "delete" version keeping the data, ``deleted_at`` set.
+
+    Outbound syncs whose connector declares a delete send it to the vendor once. Raises ``KeyError`` for an
+    unknown record; archiving an archived record changes nothing.
+    """
+    now = aware(at) or utcnow()
+    with db.session() as s:
+        rec = s.get(CareRecord, record_id)
+        if rec is None:
+            raise KeyError(record_id)
+        if rec.deleted_at is not None:
+            return rec
+        rec.version += 1
+        rec.origin, rec.updated_at, rec.deleted_at = WCN, now, now
+        s.add(rec)
+        s.add(CareRecordVersion(record_id=rec.id, version=rec.version, data=dict(rec.data or {}),
+                                content_hash=rec.content_hash, change_kind="delete", integration_id="", run_id="",
+                                changed_by=actor, changed_at=now))
         return rec

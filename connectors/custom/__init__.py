@@ -12,7 +12,7 @@ Importing this package registers them:
 
 from __future__ import annotations
 
-import connectors.custom.percipio  # noqa: F401  (registers paginators percipio_offset and percipio_report)
+import connectors.custom.percipio
 import connectors.fhir.smart  # noqa: F401  (registers auth smart_backend and paginator fhir_patients)
 from connectors.auth import register_auth
 from connectors.custom.cornerstone import csod_client_credentials

@@ -333,7 +333,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
                 errs.append("A Contact must be specified for this type of transaction")
             if not el.get("LineItems") and el.get("Status", "DRAFT") != "DRAFT":
                 errs.append("Invoices must have at least one line item")
-        if resource == "Contacts" and not el.get("Name"):
+        if resource == "Contacts" and not el.get("Name") and not el.get("ContactID"):
+            # Like Xero: an update names the contact by ContactID and sends only what changes.
             errs.append("The contact name must be specified")
         if state.faults.partial_batch_failure and state.rng.random() < state.faults.partial_batch_failure:
             errs.append("Sandbox: injected validation failure for this element")

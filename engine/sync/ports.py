@@ -80,6 +80,7 @@ class OutboundCandidate:
     updated_at: datetime | None = None
     in_review: bool = False
     deleted: bool = False
+    vendor_deleted: bool = False  # the vendor record is already deleted (by us or at the vendor)
 
 
 @dataclass(frozen=True)

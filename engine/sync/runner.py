@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from engine.ports import OutboundRecord, ReadPage, SourceRecord, StreamReader, StreamWriter, WriteOutcome
 from engine.sync.keys import content_hash
-from engine.sync.ownership import OwnershipRule, decide_outbound
+from engine.sync.ownership import WCN, DeletePolicy, OwnershipRule, decide_outbound
 from engine.sync.ports import (
     BreakerStore,
     Classifier,
@@ -52,6 +52,7 @@ class StreamPlan:
     deletes: str = "flag"
     deleted_field: str | None = None  # vendor convention: this field ...
     deleted_values: frozenset[Any] = frozenset()  # ... holding one of these values means deleted
+    send_deletes: bool = False  # records archived in WriteCareNotes are deleted at the vendor too
 
     def is_deleted(self, record: SourceRecord) -> bool:
         """Whether the vendor marks this record deleted (its own flag, or the plan's field convention)."""
@@ -142,6 +143,26 @@ def map_record(mapper: Mapper, record: SourceRecord, deleted: bool | None = None
     if errors:
         return MappedItem(record.external_id, values, error=errors, source_updated_at=record.updated_at)
     return MappedItem(record.external_id, values, content_hash(values), record.updated_at)
+
+
+def delete_refusal(plan: StreamPlan, c: OutboundCandidate, integration_id: str) -> str:
+    """Why a record archived in WriteCareNotes is not deleted at the vendor ("" when it should be)."""
+    rule = plan.rule
+    if not rule.writes:
+        return f"direction is {rule.direction.value}: nothing is written to the vendor"
+    if c.vendor_deleted:
+        return "unchanged: already deleted at the vendor"
+    if c.external_id is None:
+        return "archived in WriteCareNotes before it reached the vendor: nothing to delete there"
+    if c.last_writer_integration == integration_id:
+        return "echo: deleted at this vendor first"
+    if rule.delete_policy == DeletePolicy.IGNORE:
+        return "archived in WriteCareNotes: the delete policy keeps the vendor record"
+    if WCN not in rule.update_permissions:
+        return "delete refused: WriteCareNotes may not change this data type at the vendor"
+    if not plan.send_deletes:
+        return "archived in WriteCareNotes: this connector cannot delete the vendor record"
+    return ""
 
 
 class SyncRunner:
@@ -337,7 +358,11 @@ class SyncRunner:
             skipped: list[tuple[OutboundCandidate, str]] = []
             for c in batch.candidates:
                 if c.deleted:
-                    skipped.append((c, "archived in WriteCareNotes: not sent"))
+                    refused = delete_refusal(plan, c, options.integration_id)
+                    if refused:
+                        skipped.append((c, refused))
+                    else:
+                        send.append((c, OutboundRecord(c.idempotency_key, {}, c.external_id, delete=True)))
                     continue
                 d = decide_outbound(plan.rule, linked=c.external_id is not None, content_hash=c.content_hash,
                                     synced_hash=c.synced_hash, last_writer_integration=c.last_writer_integration,

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.sync_jobs import enqueue_run
 from storage import runs as runrepo
-from storage.care_store import write_local
+from storage.care_store import archive_local, write_local
 from storage.models import CareRecord, IntegrationError, OutboundWrite
 
 from .conftest import drain
@@ -59,6 +59,38 @@ async def test_outbound_full_then_incremental(ctx, arq, redis_url):
         assert r3.counts["written"] == 1
         assert created_at_vendor(sb) == 95
         assert sb.state.datasets["contacts"].get(ext)["Name"] == "Edited In WCN"
+
+
+async def test_archived_in_writecarenotes_is_archived_at_the_vendor_once(ctx, arq, redis_url):
+    db = ctx.db
+    with xero_sandbox(contacts=0) as sb:
+        integ = make_integration(db, ctx.box, sb, mode="full_writecarenotes", direction="outbound", batch_size=40)
+        recs = [write_local(db, "Contact", local_contact(i)) for i in range(6)]
+        await drain_run(ctx, arq, redis_url, integ)
+        ext = {v: k for k, v in linked(db, integ).items()}
+        archive_local(db, recs[1].id)
+        archive_local(db, recs[4].id)
+        never_sent = write_local(db, "Contact", local_contact(99))
+        archive_local(db, never_sent.id)
+        run = await drain_run(ctx, arq, redis_url, integ)
+        assert run.status == "succeeded", run.error
+        assert run.counts["deleted"] == 2 and run.counts["written"] == 2, (run.counts, [e.error_message for e in runrepo.run_errors(db, run.id)])
+        assert created_at_vendor(sb) == 6  # archiving never creates; the never-synced record stays home
+        status = {c["ContactID"]: c["ContactStatus"] for c in vendor_contacts(sb)}
+        assert sorted(k for k, v in status.items() if v == "ARCHIVED") == sorted([ext[recs[1].id], ext[recs[4].id]])
+        assert sorted(o.record_id for o in runrepo.outcomes(db, run.id, "deleted")) == sorted([recs[1].id, recs[4].id])
+        skipped = runrepo.outcomes(db, run.id, "skipped")
+        assert [o.record_id for o in skipped] == [never_sent.id] and "nothing to delete" in skipped[0].reason
+        # Already archived at the vendor: the next run sends nothing at all.
+        calls = sb.state.calls
+        again = await drain_run(ctx, arq, redis_url, integ)
+        assert again.counts.get("written", 0) == 0 and sb.state.calls == calls
+
+
+async def drain_run(ctx, arq, redis_url, integ):
+    run_id = await enqueue_run(ctx.db, arq, integ, "manual")
+    await drain(ctx, redis_url)
+    return runrepo.get_run(ctx.db, run_id)
 
 
 async def test_partial_batch_failure_goes_to_error_queue(ctx, arq, redis_url):
