@@ -36,8 +36,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA synchronous=NORMAL")
-    # 16 MiB of page cache per connection (the default is 2 MiB): large syncs touch every index's pages.
-    cur.execute("PRAGMA cache_size=-16384")
     cur.close()
 
 

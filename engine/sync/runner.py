@@ -264,23 +264,35 @@ class SyncRunner:
             await self.reporter.event("stream_started", f"reading {plan.stream}" + (" (full)" if full else ""),
                                       {"stream": plan.stream, "full": full})
         agen: AsyncIterator[ReadPage] = self.reader.read(plan.stream, _strip(cp))
-        # Read ahead: the next page is fetched and mapped while this one is being stored.
+        # Read ahead, in two stages: the next page's request is on its way to the vendor while this page is
+        # mapped, and the next page is mapped while this one is being stored.
+        pages: asyncio.Queue[ReadPage | BaseException | None] = asyncio.Queue(maxsize=2)
         queue: asyncio.Queue[tuple[ReadPage, list[MappedItem]] | BaseException | None] = asyncio.Queue(maxsize=2)
 
-        async def produce() -> None:
+        async def fetch() -> None:
             try:
                 while True:
                     try:
                         page = await self._guarded(agen.__anext__, options.policy.call_deadline_seconds)
                     except StopAsyncIteration:
                         break
-                    await queue.put((page, [map_record(plan.mapper, r, plan.is_deleted(r)) for r in page.records]))
-                await queue.put(None)
+                    await pages.put(page)
+                await pages.put(None)
             except asyncio.CancelledError:
                 raise
-            except BaseException as exc:  # handed to the consumer, which raises it in order
-                await queue.put(exc)
+            except BaseException as exc:  # handed on, and raised by the consumer in order
+                await pages.put(exc)
 
+        async def produce() -> None:
+            while True:
+                got = await pages.get()
+                if got is None or isinstance(got, BaseException):
+                    await queue.put(got)
+                    return
+                await asyncio.sleep(0)  # let the fetcher send the next request before mapping holds the loop
+                await queue.put((got, [map_record(plan.mapper, r, plan.is_deleted(r)) for r in got.records]))
+
+        fetcher = asyncio.create_task(fetch())
         producer = asyncio.create_task(produce())
         try:
             while True:
@@ -302,8 +314,9 @@ class SyncRunner:
                                           {"stream": plan.stream, "records": len(items), **result.counts.as_dict()})
                 self._check_threshold(options)
         finally:
+            fetcher.cancel()
             producer.cancel()
-            await asyncio.gather(producer, return_exceptions=True)
+            await asyncio.gather(fetcher, producer, return_exceptions=True)
             await agen.aclose()  # type: ignore[attr-defined]
         if not full:
             return
