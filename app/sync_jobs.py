@@ -16,8 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import lru_cache, partial
-from pathlib import Path
+from functools import partial
 from typing import Any, TypeVar
 
 from arq import create_pool
@@ -26,10 +25,11 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from app.context import AppContext, get_context
+from app.manifests import connector_manifest
+from app.store_writer import StoreWriter, writer_for
 from app.webhook_streams import with_webhook_streams
-from connectors.catalog import default_directory
 from connectors.errors import AuthFailed, ConnectorError, RateLimited, VendorError
-from connectors.manifest import ConnectorManifest, load_manifest
+from connectors.manifest import ConnectorManifest
 from connectors.sessions import open_session
 from engine.ports import StreamReader, StreamWriter, WriteOutcome
 from engine.sync.keys import content_hash
@@ -174,15 +174,12 @@ def register_connector_factory(connector_id: str, factory: ConnectorFactory) -> 
     _FACTORIES[connector_id] = factory
 
 
-@lru_cache(maxsize=64)
 def _manifest(connector_id: str) -> ConnectorManifest:
     """One connector's manifest (``CAREHUB_CONNECTOR_DIRS`` first, then ``templates/connectors``)."""
-    dirs = [Path(p) for p in os.environ.get("CAREHUB_CONNECTOR_DIRS", "").split(os.pathsep) if p]
-    for d in [*dirs, default_directory()]:
-        path = d / f"{connector_id}.yaml"
-        if path.exists():
-            return load_manifest(path)
-    raise RunFailed(f"no connector manifest `{connector_id}`")
+    manifest = connector_manifest(connector_id)
+    if manifest is None:
+        raise RunFailed(f"no connector manifest `{connector_id}`")
+    return manifest
 
 
 class IntegrationTokenStore:
@@ -264,8 +261,9 @@ def classify(exc: BaseException) -> Failure:
 class AsyncCareStore:
     """:class:`storage.care_store.CareStore` behind the runner's async port (database work in threads)."""
 
-    def __init__(self, store: CareStore) -> None:
+    def __init__(self, store: CareStore, writer: StoreWriter | None = None) -> None:
         self.s = store
+        self.writer = writer
         self._marked: set[str] = set()
 
     async def load_checkpoint(self, stream: str, direction: str) -> dict[str, Any] | None:
@@ -285,6 +283,10 @@ class AsyncCareStore:
         if checkpoint is not None and checkpoint.get("_full") and stream not in self._marked:
             await _io(self.s.mark_full, stream)
             self._marked.add(stream)
+        w = self.writer
+        if w is not None and w.wanted(len(items)) and await w.ready():
+            return await w.apply_inbound(self.s.integration_id, self.s.run_id, self.s.resolve_on_success, stream,
+                                         care_type, rule, list(items), checkpoint, change_budget)
         return await _io(self.s.apply_inbound, stream, care_type, rule, items, checkpoint, change_budget)
 
     async def unseen_links(self, stream: str) -> list[str]:
@@ -371,7 +373,7 @@ def _deletes_at_vendor(connector_id: str, stream: str) -> bool:
     """Whether the connector's manifest declares how to delete (or archive) a record of ``stream``."""
     try:
         spec = _manifest(connector_id).streams.get(stream)
-    except (RunFailed, ValueError):  # a Python-only connector, or a manifest that no longer loads
+    except (RunFailed, ConnectorError):  # a Python-only connector, or a manifest that no longer loads
         return False
     return spec is not None and spec.write is not None and spec.write.delete is not None
 
@@ -466,7 +468,7 @@ async def run_sync(ctx: dict[str, Any], run_id: str) -> str:
                                     int((loaded.config.retry_policy or {}).get("breaker_threshold", 5)),
                                     float((loaded.config.retry_policy or {}).get("breaker_reset_seconds", 60)))
         store = AsyncCareStore(CareStore(db, loaded.integration.id, run_id,
-                                         resolve_on_success=loaded.options.retry_failed))
+                                         resolve_on_success=loaded.options.retry_failed), writer_for(db.url))
         runner = SyncRunner(store=store, reporter=reporter, classify=classify, reader=handle.reader,
                             writer=handle.writer, breaker=breaker)
         counts = await runner.run(loaded.plans, loaded.options)

@@ -17,19 +17,16 @@ the same record in two deliveries is one care record (its external id), updated 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from sqlmodel import col, select
 
 from app.context import AppContext
-from connectors.catalog import default_directory
+from app.manifests import connector_manifest
 from connectors.errors import ManifestError
-from connectors.manifest import ConnectorManifest, StreamSpec, load_manifest
+from connectors.manifest import ConnectorManifest, StreamSpec
 from connectors.runtime import parse_timestamp
 from connectors.webhook_records import pushed_streams, records_in
 from engine.ports import ReadPage, StreamReader
@@ -40,17 +37,11 @@ OVERLAP = timedelta(minutes=5)  # far longer than a delivery takes from being st
 PAGE_EVENTS = 100
 
 
-@lru_cache(maxsize=128)
 def _manifest(connector_id: str) -> ConnectorManifest | None:
-    dirs = [Path(p) for p in os.environ.get("CAREHUB_CONNECTOR_DIRS", "").split(os.pathsep) if p]
-    for d in [*dirs, default_directory()]:
-        path = d / f"{connector_id}.yaml"
-        if path.exists():
-            try:
-                return load_manifest(path)
-            except ManifestError:
-                return None
-    return None
+    try:
+        return connector_manifest(connector_id)
+    except ManifestError:
+        return None
 
 
 def webhook_streams(connector_id: str) -> dict[str, StreamSpec]:

@@ -16,6 +16,7 @@ from arq.connections import RedisSettings
 from arq.cron import CronJob
 
 from app.context import get_context
+from app.store_writer import close_writers
 
 WORKER_HEARTBEAT_KEY = "carehub:workers"
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
@@ -44,6 +45,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     from app.mllp_listeners import stop_listeners
 
     await stop_listeners(ctx)
+    close_writers()
     await ctx["redis"].zrem(WORKER_HEARTBEAT_KEY, WORKER_ID)
 
 

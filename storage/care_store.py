@@ -52,6 +52,7 @@ from storage.models import (
     utcnow,
 )
 
+WRITER_CHILD_ENV = "CAREHUB_STORE_WRITER_CHILD"  # set in a worker's store writer process (app.store_writer)
 FAULT_ENV = "CAREHUB_SYNC_FAULT"  # test seam: "<point>:<n>" kills this process the n-th time <point> is reached
 _fault_hits: dict[str, int] = {}
 _CHUNK = 500
@@ -67,6 +68,8 @@ def fault_point(name: str) -> None:
         return
     _fault_hits[name] = _fault_hits.get(name, 0) + 1
     if _fault_hits[name] >= int(nth or "1"):
+        if os.environ.get(WRITER_CHILD_ENV):  # the worker's store writer: the crash takes the worker too
+            os.kill(os.getppid(), signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)
 
 

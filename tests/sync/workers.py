@@ -27,7 +27,10 @@ class WorkerProc:
 
     def __init__(self, redis_url: str, *, fault: str = "", lease: float = 2.0, log: Path | None = None) -> None:
         env = dict(os.environ)
-        env.update(CAREHUB_REDIS_URL=redis_url, CAREHUB_SYNC_LEASE_SECONDS=str(lease), PYTHONUNBUFFERED="1")
+        # Every page through the worker's store writer process: the crashes below then land in the child,
+        # which takes the worker down with it, as a crash of the worker's own thread would.
+        env.update(CAREHUB_REDIS_URL=redis_url, CAREHUB_SYNC_LEASE_SECONDS=str(lease), PYTHONUNBUFFERED="1",
+                   CAREHUB_STORE_WRITER_MIN_PAGE="1")
         if fault:
             env["CAREHUB_SYNC_FAULT"] = fault
         else:
