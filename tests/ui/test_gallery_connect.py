@@ -154,3 +154,23 @@ async def test_systems_without_a_sandbox_offer_only_a_live_account(user: User, d
     await user.should_not_see(marker="connect-environment")
     await user.open("/connect/xero")
     await user.should_see(marker="connect-environment")
+
+
+async def test_a_bank_card_opens_open_banking_with_that_bank_chosen(user: User, db: Any) -> None:
+    await sign_in(user, db)
+    await user.open("/gallery")
+    user.find(marker="gallery-search").type("hsbc")
+    user.find(marker="connect-hsbc").click()
+    await user.should_see(marker="connect-bank")
+    (picker,) = user.find(marker="connect-bank").elements
+    assert picker.value == "hsbc"  # type: ignore[attr-defined]
+
+
+async def test_partner_only_systems_with_a_connector_can_be_connected_and_say_what_they_need(
+        user: User, db: Any) -> None:
+    await sign_in(user, db)
+    await user.open("/gallery")
+    user.find(marker="gallery-search").type("paychex")
+    await user.should_see("Connect Paychex (with partner access)")
+    user.find(marker="connect-paychex").click()
+    await user.should_see(marker="connect-form")

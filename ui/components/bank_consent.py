@@ -154,17 +154,18 @@ async def finish_bank_consent(entry: Mapping[str, Any], *, code: str, error: str
     return "", f"/connect/{connector.id}?integration={integration_id}&test=1"
 
 
-def bank_connect_form(connector: ConnectorManifest, site: str) -> None:
-    """Name, bank, practice or live keys, and "Connect bank"."""
+def bank_connect_form(connector: ConnectorManifest, site: str, bank: str = "") -> None:
+    """Name, bank (``bank`` when the gallery card named one), practice or live keys, and "Connect bank"."""
     practice = has_sandbox(connector)
-    choice: dict[str, Any] = {"sandbox": practice, "bank": BANKS[0]}
+    first = bank if bank in BANKS else BANKS[0]
+    choice: dict[str, Any] = {"sandbox": practice, "bank": first}
     practice_config, practice_creds = practice_settings(connector.id) if practice else ({}, {})
     values: dict[str, str] = {}
     with ui.card().classes("w-full max-w-2xl gap-3").mark("connect-form"):
         ui.label("1. Connect your bank").classes("text-lg font-semibold").props("role=heading aria-level=3")
         name = ui.input("Name for this connection", value="Bank account for our home").classes("w-full").props(
             "aria-required=true").mark("connect-name")
-        ui.select({b: PROFILES[b].name for b in BANKS}, value=BANKS[0], label="Your bank",
+        ui.select({b: PROFILES[b].name for b in BANKS}, value=first, label="Your bank",
                   on_change=lambda e: choice.update(bank=e.value)).classes("w-64").mark("connect-bank")
         if practice:
             env = ui.radio({"sandbox": "Practice (the CareHub sandbox bank with sample accounts)",

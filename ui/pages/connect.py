@@ -88,7 +88,8 @@ def _pkce() -> tuple[str, str]:
 
 
 @ui.page("/connect/{connector_id}")
-async def connect_page(connector_id: str, request: Request, integration: str = "", test: str = "") -> None:
+async def connect_page(connector_id: str, request: Request, integration: str = "", test: str = "",
+                       bank: str = "") -> None:
     """Step 1 of journey 1: connect, test, choose what to sync."""
     entry = next((e for e in catalog().list() if e.id == connector_id or e.connector == connector_id), None)
     connector = manifest(connector_id)
@@ -111,7 +112,7 @@ async def connect_page(connector_id: str, request: Request, integration: str = "
         ui.label(connector.name).classes("text-xl font-semibold").props("role=heading aria-level=2")
         ui.label(auth_sentence(connector))
         if row is None and is_bank_connector(connector):
-            bank_connect_form(connector, _base(request))
+            bank_connect_form(connector, _base(request), bank)
         elif row is None:
             _connection_form(connector, _base(request))
         else:

@@ -29,9 +29,12 @@ def _card(entry: CatalogEntry) -> None:
             "text-sm text-slate-700")
         ui.label(entry.note).classes("text-sm")
         ui.label(AVAILABILITY.get(entry.availability, ("", "", ""))[2]).classes("text-sm text-slate-700")
-        if entry.availability == "available" and entry.connector:
-            ui.button(f"Connect {entry.name}", icon="link",
-                      on_click=lambda e=entry: ui.navigate.to(f"/connect/{e.connector}")).props(
+        if entry.connector and entry.availability in ("available", "partner-only"):
+            # A bank's card opens the Open Banking connector with that bank already chosen.
+            target = f"/connect/{entry.connector}" + (f"?bank={entry.id}" if entry.connector != entry.id
+                                                      and entry.connector == "open_banking" else "")
+            label = f"Connect {entry.name}" + (" (with partner access)" if entry.availability == "partner-only" else "")
+            ui.button(label, icon="link", on_click=lambda t=target: ui.navigate.to(t)).props(
                 "no-caps").mark(f"connect-{entry.id}")
 
 
