@@ -2,4 +2,5 @@
 
 from app.cli import main
 
-main()
+if __name__ == "__main__":  # not when a spawned child (the store writer) re-imports the parent's main module
+    main()
