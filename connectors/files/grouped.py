@@ -21,7 +21,6 @@ sets ``file_format: xlsx``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.errors import ConnectorError
+from connectors.files.atomic import write_atomically
 from connectors.files.checks import FileChecks
 from connectors.files.codec import FileIssue, FileRejected, parse_file, write_file
 from connectors.files.layout import FileLayout
@@ -304,11 +304,6 @@ class GroupedFileExchangeSession(FileExchangeSession):
                                  error_message="; ".join(by_record.get(i, []) + shared)
                                  or "another record in this file is invalid")
                     for i, r in enumerate(records)]
-        tmp = target.with_suffix(target.suffix + ".part")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        write_atomically(target, data)
         return [WriteOutcome(r.idempotency_key, True, external_id=k, data={"file": target.name})
                 for r, k in zip(records, keys, strict=True)]

@@ -28,6 +28,7 @@ from typing import Any
 
 from connectors.auth import InMemoryTokenStore
 from connectors.errors import ConnectorError
+from connectors.files.atomic import write_atomically
 from connectors.files.codec import FileIssue, FileRejected, parse_file, write_file
 from connectors.files.layout import FileLayout, load_layout
 from connectors.manifest import ConnectorManifest, ErrorRules, RateLimits, StreamSpec
@@ -172,12 +173,7 @@ class FileExchangeSession(LocalSession):
             return [WriteOutcome(r.idempotency_key, False, error_code="layout",
                                  error_message="; ".join(by_row.get(i, ["another record in this file is invalid"])))
                     for i, r in enumerate(records)]
-        tmp = target.with_suffix(target.suffix + ".part")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        write_atomically(target, data)
         return [WriteOutcome(r.idempotency_key, True, external_id=k, data={"file": target.name})
                 for r, k in zip(records, keys, strict=True)]
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.errors import ConnectorError
+from connectors.files.atomic import write_atomically
 from connectors.files.session import LocalSession
 from connectors.hl7.oru import Hl7Error, LabReport, parse_oru, split_messages
 from engine.ports import ReadPage, SourceRecord
@@ -42,13 +43,7 @@ class Spool:
         return f"{safe[:80]}_{digest}.hl7"
 
     def _write(self, name: str, raw: str) -> None:
-        target = self.directory / name
-        tmp = self.directory / f".{name}.part"
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        write_atomically(self.directory / name, raw.encode("utf-8"))
 
     async def store(self, report: LabReport, raw: str) -> None:
         """The MLLP handler: persist the raw message before the ACK goes back."""

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.errors import ConnectorError
+from connectors.files.atomic import write_atomically
 from connectors.files.session import LocalSession
 from connectors.runtime import ConnectionTest
 from connectors.xmlfeeds.cxml import confirmation_request, parse_order_request
@@ -41,15 +42,6 @@ from engine.ports import OutboundRecord, ReadPage, SourceRecord, WriteOutcome
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    tmp = target.with_name(f".{target.name}.part")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
 
 
 class XmlFolderSession(LocalSession):
@@ -261,7 +253,7 @@ class IndeedSession(LocalSession):
         after = {j.get("referencenumber"): {k: v for k, v in j.items() if k != "date"} for j in new_feed.jobs}
         if before != after or not path.exists():
             try:
-                _atomic_write(path, write_feed(new_feed, filename=path.name))
+                write_atomically(path, write_feed(new_feed, filename=path.name))
             except XmlRejected as exc:  # publisher settings missing: every record fails with the reason
                 return [WriteOutcome(r.idempotency_key, False, error_code="feed", error_message=str(exc))
                         for r in records]
@@ -305,6 +297,6 @@ class JaggaerFilesSession(XmlFolderSession):
             except ValueError as exc:
                 out.append(WriteOutcome(r.idempotency_key, False, error_code="cxml", error_message=str(exc)))
                 continue
-            _atomic_write(target, data)
+            write_atomically(target, data)
             out.append(WriteOutcome(r.idempotency_key, True, external_id=order_id, data={"file": target.name}))
         return out
