@@ -27,7 +27,6 @@ with EMIS patient numbers from :data:`FIRST_PATIENT_NUMBER`; their NHS numbers a
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
 from datetime import date, timedelta
@@ -50,6 +49,7 @@ from connectors.sandboxes.common import (
     rng_for,
     stable_uuid,
 )
+from connectors.sandboxes.handlers import client_credentials
 
 CLIENT_ID = "carehub-papi-sandbox-client"
 CLIENT_SECRET = "papi-sandbox-secret-6c1f0e"
@@ -240,13 +240,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         form = await request.form()
         grant = str(form.get("grant_type", ""))
         state.token_grants[grant] = state.token_grants.get(grant, 0) + 1
-        client_id, secret = str(form.get("client_id", "")), str(form.get("client_secret", ""))
-        basic = request.headers.get("authorization", "")
-        if basic.lower().startswith("basic "):
-            try:
-                client_id, _, secret = base64.b64decode(basic[6:]).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                client_id, secret = "", ""
+        client_id, secret = client_credentials(form, request)
         if grant != "client_credentials":
             return JSONResponse({"error": "unsupported_grant_type",
                                  "error_description": f"AADB2C90086: The supplied grant_type [{grant}] is not "

@@ -1,12 +1,15 @@
 """Steps the sandboxes' request handlers share (kept apart from ``common.py``, which others depend on).
 
+:func:`client_credentials`: the client id and secret of an OAuth token request (Basic header or form).
+
 :func:`record_to_update`: the opening of an update handler, "refused? → the record → 404 → the body as JSON →
 400", in the vendor's own words; the handler goes on with the record and the body.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import Request
@@ -44,3 +47,18 @@ async def record_to_update(request: Request, *, denied: Denied, error: ErrorRepl
             return error(404, not_found)
     assert current is not None
     return current, body
+
+
+def client_credentials(form: Mapping[str, Any], request: Request) -> tuple[str, str]:
+    """The OAuth client id and secret of a token request: HTTP Basic when sent, else the form fields.
+
+    An unreadable Basic header gives empty credentials (the token endpoint then refuses the client).
+    """
+    client_id, secret = str(form.get("client_id", "")), str(form.get("client_secret", ""))
+    basic = request.headers.get("authorization", "")
+    if basic.lower().startswith("basic "):
+        try:
+            client_id, _, secret = base64.b64decode(basic[6:]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            client_id, secret = "", ""
+    return client_id, secret

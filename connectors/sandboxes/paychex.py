@@ -22,7 +22,6 @@ choice: Paychex does not publish its limits.
 
 from __future__ import annotations
 
-import base64
 import secrets
 import string
 from datetime import UTC, datetime, timedelta
@@ -40,6 +39,7 @@ from connectors.sandboxes.common import (
     new_state,
     rng_for,
 )
+from connectors.sandboxes.handlers import client_credentials
 from connectors.sandboxes.workforce import staff_member
 
 CLIENT_ID = "l7xx5a1c0d2e3f4b5a6978"
@@ -148,13 +148,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         form = await request.form()
         grant = str(form.get("grant_type", ""))
         state.token_grants[grant] = state.token_grants.get(grant, 0) + 1
-        cid, secret = str(form.get("client_id", "")), str(form.get("client_secret", ""))
-        basic = request.headers.get("authorization", "")
-        if basic.lower().startswith("basic "):
-            try:
-                cid, _, secret = base64.b64decode(basic[6:]).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                cid = secret = ""
+        cid, secret = client_credentials(form, request)
         if grant != "client_credentials":
             return JSONResponse({"error": "unsupported_grant_type", "error_description": "Only the "
                                  "client_credentials grant is supported"}, status_code=400)
