@@ -80,6 +80,13 @@ def peak_rss_mb() -> float:
     return (own + children) / 1024
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds of this process and of its finished children (the store writer), user + system."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"cpu_s": round(own.ru_utime + own.ru_stime, 2), "child_cpu_s": round(kids.ru_utime + kids.ru_stime, 2)}
+
+
 def tenant_id(url: str, token: str) -> str:
     """The sandbox organisation's tenant id, from Xero's ``/connections``."""
     import httpx
@@ -145,7 +152,8 @@ def phase_ours(url: str, n: int, work: Path) -> dict[str, Any]:
     from app.store_writer import close_writers
 
     close_writers()  # waits for the writer process, so its peak memory is counted below
-    return {"records": n, "seconds": round(took, 3), "rps": round(n / took, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
+    return {"records": n, "seconds": round(took, 3), "rps": round(n / took, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
+            **cpu_seconds()}
 
 
 def phase_dlt(url: str, n: int, work: Path) -> dict[str, Any]:
@@ -218,7 +226,7 @@ def main() -> int:
               f"peak {ours_small['peak_rss_mb']:.1f} MiB")
         ours = run_phase("ours", big_url, args.n)
         print(f"ours  {args.n:>7} records: {ours['rps']:>9.1f} rec/s  {ours['seconds']:>7.2f} s  "
-              f"peak {ours['peak_rss_mb']:.1f} MiB")
+              f"peak {ours['peak_rss_mb']:.1f} MiB  cpu {ours['cpu_s']:.1f} s + writer {ours['child_cpu_s']:.1f} s")
         dlt = run_phase("dlt", big_url, args.n)
         print(f"dlt   {args.n:>7} records: {dlt['rps']:>9.1f} rec/s  {dlt['seconds']:>7.2f} s  "
               f"peak {dlt['peak_rss_mb']:.1f} MiB")
