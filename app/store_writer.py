@@ -13,6 +13,7 @@ thread (pickling them costs more than it saves).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -48,6 +49,8 @@ def _child_init(db_url: str, parent: int) -> None:
     from storage.db import Database
 
     _db = Database(db_url)
+    gc.collect()
+    gc.freeze()  # the child's modules live as long as it does: keep them out of every collection
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
 
 

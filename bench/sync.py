@@ -134,6 +134,10 @@ def phase_ours(url: str, n: int, work: Path) -> dict[str, Any]:
                             design=yaml.safe_load((ROOT / "bench/contact20.yaml").read_text())))
         integ_id = integ.id
 
+    from app.worker import freeze_heap
+
+    freeze_heap()  # as the worker's startup does
+
     async def go() -> tuple[float, dict[str, Any]]:
         pool = await create_pool(RedisSettings.from_dsn(os.environ["CAREHUB_REDIS_URL"]))
         run_id = await enqueue_run(app.db, pool, integ_id, "manual")
