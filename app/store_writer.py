@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -74,7 +74,7 @@ class StoreWriter:
         self.db_url = db_url
         self.min_page = int(os.environ.get(MIN_PAGE_ENV, DEFAULT_MIN_PAGE))
         self._pool: ProcessPoolExecutor | None = None
-        self._ready: asyncio.Future[Any] | None = None
+        self._boot: Future[int] | None = None
         self._lock = threading.Lock()
 
     def wanted(self, items: int) -> bool:
@@ -89,15 +89,22 @@ class StoreWriter:
                                                  initargs=(self.db_url, os.getpid()))
             return self._pool
 
+    def start(self) -> None:
+        """Start the child now (a worker's startup), so the first large page finds it ready."""
+        pool = self._start()
+        with self._lock:
+            if self._boot is None:
+                self._boot = pool.submit(_child_ready)
+
     async def ready(self) -> bool:
         """Start the child if need be; True once it answers (the first pages go to a thread meanwhile)."""
-        loop = asyncio.get_running_loop()
-        if self._ready is None or self._ready.get_loop() is not loop:
-            self._ready = loop.run_in_executor(self._start(), _child_ready)
-        if not self._ready.done():
+        if self._boot is None:
+            self.start()
+        boot = self._boot
+        if boot is None or not boot.done():
             return False
         try:
-            self._ready.result()
+            boot.result()
         except BrokenProcessPool:
             self.reset()
             return False
@@ -119,14 +126,14 @@ class StoreWriter:
     def reset(self) -> None:
         """Forget a broken child; the next page starts a new one."""
         with self._lock:
-            pool, self._pool, self._ready = self._pool, None, None
+            pool, self._pool, self._boot = self._pool, None, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         """Stop the child (worker shutdown)."""
         with self._lock:
-            pool, self._pool, self._ready = self._pool, None, None
+            pool, self._pool, self._boot = self._pool, None, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -145,6 +152,13 @@ def writer_for(db_url: str) -> StoreWriter | None:
         close_writers()  # one child per worker: a process that moved to another database drops the old one
         writer = _WRITERS[db_url] = StoreWriter(db_url)
     return writer
+
+
+def start_writer(db_url: str) -> None:
+    """Start this process's writer for ``db_url`` ahead of the first large page (no-op where none is used)."""
+    writer = writer_for(db_url)
+    if writer is not None:
+        writer.start()
 
 
 def close_writers() -> None:

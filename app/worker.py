@@ -17,7 +17,7 @@ from arq.connections import RedisSettings
 from arq.cron import CronJob
 
 from app.context import get_context
-from app.store_writer import close_writers
+from app.store_writer import close_writers, start_writer
 
 WORKER_HEARTBEAT_KEY = "carehub:workers"
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
@@ -49,6 +49,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     from app.mllp_listeners import start_listeners
 
     await start_listeners(ctx)  # HL7 v2 MLLP listeners of the active hl7_lab integrations
+    start_writer(ctx["app"].db.url)
     freeze_heap()
 
 

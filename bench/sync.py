@@ -134,13 +134,18 @@ def phase_ours(url: str, n: int, work: Path) -> dict[str, Any]:
                             design=yaml.safe_load((ROOT / "bench/contact20.yaml").read_text())))
         integ_id = integ.id
 
+    from app.store_writer import start_writer, writer_for
     from app.worker import freeze_heap
 
-    freeze_heap()  # as the worker's startup does
+    start_writer(app.db.url)  # as the worker's startup does
+    freeze_heap()
 
     async def go() -> tuple[float, dict[str, Any]]:
         pool = await create_pool(RedisSettings.from_dsn(os.environ["CAREHUB_REDIS_URL"]))
         run_id = await enqueue_run(app.db, pool, integ_id, "manual")
+        writer = writer_for(app.db.url)
+        while writer is not None and not await writer.ready():  # a running worker's writer is up already
+            await asyncio.sleep(0.05)
         t0 = time.perf_counter()
         result = await run_sync({"app": app, "redis": pool, "worker_id": "bench"}, run_id)
         took = time.perf_counter() - t0

@@ -86,6 +86,8 @@ def _chunks(items: Sequence[Any], n: int = _CHUNK) -> Iterable[Sequence[Any]]:
 
 
 def _json_text(value: Any) -> Any:
+    if type(value) is bytes:  # already encoded (MappedItem.values_json)
+        return value.decode()
     return None if value is None else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
@@ -109,7 +111,8 @@ def _bulk_insert(s: Session, model: Any, rows: Sequence[Mapping[str, Any]]) -> N
         return
     table = model.__table__
     if s.get_bind().dialect.name != "sqlite":
-        s.execute(table.insert(), list(rows))
+        json_cols = [c for c in rows[0] if isinstance(table.c[c].type, JSON)]
+        s.execute(table.insert(), [_decoded(r, json_cols) for r in rows] if json_cols else list(rows))
         return
     cols = list(rows[0])
     # Column by column: one comprehension per column beats a generator per row, and a page's datetimes
@@ -137,6 +140,13 @@ def _bulk_insert(s: Session, model: Any, rows: Sequence[Mapping[str, Any]]) -> N
                            [v for row in chunk for v in row])
     finally:
         cursor.close()
+
+
+def _decoded(row: Mapping[str, Any], json_cols: Sequence[str]) -> Mapping[str, Any]:
+    """``row`` with JSON columns given as encoded bytes decoded (the driver's JSON type encodes them itself)."""
+    if not any(type(row[c]) is bytes for c in json_cols):
+        return row
+    return {k: orjson.loads(v) if k in json_cols and type(v) is bytes else v for k, v in row.items()}
 
 
 _SQLITE_VARIABLES = 30_000  # under SQLite's default limit of 32,766 bound variables per statement (3.32+)
@@ -319,7 +329,6 @@ class CareStore:
                     counts.deleted += 1
                     changes += 1
                     continue
-                values = it.values or {}
                 if link is None or rec is None:
                     if create.action != Action.CREATE:
                         counts.skipped += 1
@@ -327,7 +336,8 @@ class CareStore:
                         continue
                     rid = next(fresh_ids, None) or new_id()
                     ts = aware(it.source_updated_at) or now
-                    new_records.append(dict(id=rid, care_type=care_type, data=values, content_hash=it.content_hash,
+                    data = it.values_json if it.values_json is not None else (it.values or {})
+                    new_records.append(dict(id=rid, care_type=care_type, data=data, content_hash=it.content_hash,
                                             version=1, origin=self.integration_id, created_at=now, updated_at=ts,
                                             deleted_at=None))
                     new_links.append(dict(integration_id=self.integration_id, stream=stream, external_id=ext_id,
@@ -336,6 +346,7 @@ class CareStore:
                                           deleted=False))
                     counts.created += 1
                     continue
+                values = it.data() or {}
                 archived = rec.deleted_at is not None or link.deleted
                 local = LocalState(rec.data or {}, rec.content_hash, link.content_hash, aware(rec.updated_at),
                                    archived=archived, vendor_hash=link.vendor_hash)

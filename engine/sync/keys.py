@@ -31,18 +31,28 @@ def canonical_json(values: Mapping[str, Any]) -> str:
     return json.dumps(values, sort_keys=True, separators=(",", ":"), default=_default, ensure_ascii=False)
 
 
-def content_hash(values: Mapping[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of a record's values (hex, 64 chars).
+def canonical_bytes(values: Mapping[str, Any]) -> bytes:
+    """The canonical JSON of ``values`` as UTF-8 bytes.
 
     orjson when it can encode the values (several times faster on the hot path), else the standard library;
-    both give sorted keys and no whitespace, so equal values hash equally either way.
+    both give sorted keys and no whitespace, so equal values give equal bytes either way.
     """
     if _orjson is not None:
         try:
-            return hashlib.sha256(_orjson.dumps(values, option=_OPTS, default=_default)).hexdigest()
+            return _orjson.dumps(values, option=_OPTS, default=_default)
         except TypeError:
             pass
-    return hashlib.sha256(canonical_json(values).encode()).hexdigest()
+    return canonical_json(values).encode()
+
+
+def hash_bytes(encoded: bytes) -> str:
+    """The content hash of values already encoded by :func:`canonical_bytes`."""
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def content_hash(values: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a record's values (hex, 64 chars)."""
+    return hash_bytes(canonical_bytes(values))
 
 
 def idempotency_key(integration_id: str, record_id: str, version: int) -> str:

@@ -9,6 +9,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+import orjson
+
 from engine.ports import WriteOutcome
 from engine.sync.ownership import OwnershipRule
 from engine.sync.resilience import CircuitBreaker
@@ -16,7 +18,12 @@ from engine.sync.resilience import CircuitBreaker
 
 @dataclass(frozen=True)
 class MappedItem:
-    """One source record after mapping: values to store, or why it was skipped or failed."""
+    """One source record after mapping: values to store, or why it was skipped or failed.
+
+    ``values_json`` is the canonical JSON the content hash was taken of. An item pickled to another process
+    (the store writer) travels as that text alone, and a new record is stored from it unparsed; read the
+    values through :meth:`data`.
+    """
 
     external_id: str
     values: dict[str, Any] | None
@@ -25,6 +32,20 @@ class MappedItem:
     deleted: bool = False
     error: str | None = None
     skipped_reason: str | None = None
+    values_json: bytes | None = None
+
+    def data(self) -> dict[str, Any] | None:
+        """The mapped values, decoded from ``values_json`` when they travelled without the dict."""
+        if self.values is None and self.values_json is not None:
+            decoded: dict[str, Any] = orjson.loads(self.values_json)
+            return decoded
+        return self.values
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # One bytes object pickles and unpickles many times faster than the nested dict it encodes.
+        values = None if self.values_json is not None else self.values
+        return (MappedItem, (self.external_id, values, self.content_hash, self.source_updated_at, self.deleted,
+                             self.error, self.skipped_reason, self.values_json))
 
 
 @dataclass

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from engine.ports import OutboundRecord, ReadPage, SourceRecord, StreamReader, StreamWriter, WriteOutcome
-from engine.sync.keys import content_hash
+from engine.sync.keys import canonical_bytes, hash_bytes
 from engine.sync.ownership import WCN, DeletePolicy, OwnershipRule, decide_outbound
 from engine.sync.ports import (
     BreakerStore,
@@ -145,7 +145,8 @@ def map_record(mapper: Mapper, record: SourceRecord, deleted: bool | None = None
         return MappedItem(record.external_id, None, skipped_reason=str(skipped), source_updated_at=record.updated_at)
     if errors:
         return MappedItem(record.external_id, values, error=errors, source_updated_at=record.updated_at)
-    return MappedItem(record.external_id, values, content_hash(values), record.updated_at)
+    encoded = canonical_bytes(values)
+    return MappedItem(record.external_id, values, hash_bytes(encoded), record.updated_at, values_json=encoded)
 
 
 def delete_refusal(plan: StreamPlan, c: OutboundCandidate, integration_id: str) -> str:
