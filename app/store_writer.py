@@ -48,7 +48,7 @@ def _child_init(db_url: str, parent: int) -> None:
     os.environ[WRITER_CHILD_ENV] = "1"  # a seeded crash in the child takes the worker with it
     from storage.db import Database
 
-    _db = Database(db_url)
+    _db = Database(db_url, foreign_keys=False)  # CareStore.apply_inbound checks each page's parents itself
     gc.collect()
     gc.freeze()  # the child's modules live as long as it does: keep them out of every collection
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()

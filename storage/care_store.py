@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import JSON, DateTime, and_, bindparam, func, literal, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 from sqlmodel import select as model_select
 
@@ -41,6 +42,7 @@ from storage.models import (
     Checkpoint,
     ExternalLink,
     FieldLineage,
+    Integration,
     IntegrationError,
     OutboundWrite,
     RecordOutcome,
@@ -442,8 +444,29 @@ class CareStore:
             fault_point("after_records")
             self._bump_counts(s, stream, counts, changes=changes)
             self._put_checkpoint(s, stream, "inbound", checkpoint)
+            if not self.db.foreign_keys:
+                self._check_parents(s, [u["id"] for u in rec_updates])
             fault_point("before_commit")
         return PageResult(counts=counts)
+
+    def _check_parents(self, s: Session, updated_records: Sequence[str]) -> None:
+        """What SQLite's per-row foreign-key checks would catch, checked once for the page.
+
+        Runs after the page's writes, so this transaction holds the write lock and no delete can come
+        between the check and the commit. New records are this transaction's own rows; the integration,
+        the run and records updated in place are checked here.
+        """
+        missing: list[str] = []
+        if s.execute(select(col(Integration.id)).where(col(Integration.id) == self.integration_id)).first() is None:
+            missing.append(f"integration {self.integration_id}")
+        if s.execute(select(col(SyncRun.id)).where(col(SyncRun.id) == self.run_id)).first() is None:
+            missing.append(f"run {self.run_id}")
+        for chunk in _chunks(updated_records):
+            found = set(s.execute(select(col(CareRecord.id)).where(col(CareRecord.id).in_(chunk))).scalars())
+            missing += [f"care record {r}" for r in chunk if r not in found]
+        if missing:
+            raise IntegrityError("page parents", {}, ValueError(
+                "FOREIGN KEY constraint failed: " + ", ".join(missing[:5]) + " no longer exist(s); page not stored"))
 
     def _derive_created(self, s: Session, after_link_id: int, stream: str, care_type: str, now: datetime) -> None:
         """Version 1, whole-record lineage and the "created" outcome of the records just linked, copied by SQL.

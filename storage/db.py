@@ -12,8 +12,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Create an engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+def make_engine(url: str, *, echo: bool = False, foreign_keys: bool = True) -> Engine:
+    """Create an engine for ``url``; SQLite gets WAL, a busy timeout and (unless told otherwise) foreign keys."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     is_sqlite = url.startswith("sqlite")
@@ -26,25 +26,34 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
     engine = create_engine(url, **kwargs)
     if is_sqlite:
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas if foreign_keys else _sqlite_pragmas_unchecked)
     return engine
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, foreign_keys: bool = True) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
 
 
-class Database:
-    """Owns one engine and hands out short-lived sessions (one per unit of work)."""
+def _sqlite_pragmas_unchecked(dbapi_conn: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_conn, record, foreign_keys=False)
 
-    def __init__(self, url: str) -> None:
+
+class Database:
+    """Owns one engine and hands out short-lived sessions (one per unit of work).
+
+    ``foreign_keys=False`` (SQLite only) is for a writer whose every transaction checks its parent rows
+    itself (the care store's writer process): per-row checks were a sixth of the cost of a large page.
+    """
+
+    def __init__(self, url: str, *, foreign_keys: bool = True) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.foreign_keys = foreign_keys
+        self.engine = make_engine(url, foreign_keys=foreign_keys)
 
     @property
     def is_sqlite(self) -> bool:
