@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 MIN_PAGE_ENV = "CAREHUB_STORE_WRITER_MIN_PAGE"
 DEFAULT_MIN_PAGE = 250
+RESTART_BACKOFF = 60.0  # seconds before a child that failed to start is tried again
 
 _db: Any = None  # the child's Database
 
@@ -75,6 +76,7 @@ class StoreWriter:
         self.min_page = int(os.environ.get(MIN_PAGE_ENV, DEFAULT_MIN_PAGE))
         self._pool: ProcessPoolExecutor | None = None
         self._boot: Future[int] | None = None
+        self._failed_at: float | None = None  # when the child last failed to start
         self._lock = threading.Lock()
 
     def wanted(self, items: int) -> bool:
@@ -97,8 +99,14 @@ class StoreWriter:
                 self._boot = pool.submit(_child_ready)
 
     async def ready(self) -> bool:
-        """Start the child if need be; True once it answers (the first pages go to a thread meanwhile)."""
+        """Start the child if need be; True once it answers (the first pages go to a thread meanwhile).
+
+        A child that failed to start is not tried again for ``RESTART_BACKOFF`` seconds: pages go to the
+        thread meanwhile rather than each paying for a new process that fails the same way.
+        """
         if self._boot is None:
+            if self._failed_at is not None and time.monotonic() - self._failed_at < RESTART_BACKOFF:
+                return False
             self.start()
         boot = self._boot
         if boot is None or not boot.done():
@@ -106,8 +114,12 @@ class StoreWriter:
         try:
             boot.result()
         except BrokenProcessPool:
+            log.warning("the store writer process did not start; pages are stored in the worker for %.0f s",
+                        RESTART_BACKOFF)
+            self._failed_at = time.monotonic()
             self.reset()
             return False
+        self._failed_at = None
         return True
 
     async def apply_inbound(self, integration_id: str, run_id: str, resolve_on_success: bool, stream: str,

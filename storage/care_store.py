@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, DateTime, and_, bindparam, func, literal, select, update
+from sqlalchemy import JSON, DateTime, and_, bindparam, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 from sqlmodel import select as model_select
@@ -151,6 +152,20 @@ def _decoded(row: Mapping[str, Any], json_cols: Sequence[str]) -> Mapping[str, A
     return {k: orjson.loads(v) if k in json_cols and type(v) is bytes else v for k, v in row.items()}
 
 
+GAP_SECONDS = 600.0  # how long an outbound cursor waits for a version id taken by an uncommitted transaction
+MAX_GAPS = 500
+# Only the ids this close below a batch's newest can still be in flight: a transaction commits at most a
+# group of versions (5,000) while later ones are read; this leaves a wide margin.
+GAP_WINDOW = 50_000
+
+
+def _version_cursor(version_id: int, gaps: Mapping[int, float]) -> dict[str, Any]:
+    cursor: dict[str, Any] = {"version_id": version_id}
+    if gaps:
+        cursor["gaps"] = {str(i): t for i, t in gaps.items()}
+    return cursor
+
+
 _SQLITE_VARIABLES = 30_000  # under SQLite's default limit of 32,766 bound variables per statement (3.32+)
 
 
@@ -176,8 +191,10 @@ def _bulk_update(s: Session, model: Any, rows: Sequence[Mapping[str, Any]]) -> N
 class CareStore:
     """The store as one run of one integration sees it (sync methods; wrap them for async callers)."""
 
-    def __init__(self, db: Database, integration_id: str, run_id: str, *, resolve_on_success: bool = False) -> None:
+    def __init__(self, db: Database, integration_id: str, run_id: str, *, resolve_on_success: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
         self.db = db
+        self.clock = clock
         self.integration_id = integration_id
         self.run_id = run_id
         self.resolve_on_success = resolve_on_success  # retry runs close the inbox errors of records that now pass
@@ -632,15 +649,22 @@ class CareStore:
         original key, so the vendor's idempotency store answers instead of creating it twice.
         """
         after = int((checkpoint or {}).get("version_id", 0))
+        now = self.clock()
+        gaps = {int(k): float(t) for k, t in ((checkpoint or {}).get("gaps") or {}).items() if now - float(t) < GAP_SECONDS}
         with self.db.session() as s:
+            newer = col(CareRecordVersion.id) > after
             rows = list(s.execute(
                 select(col(CareRecordVersion.id), col(CareRecordVersion.record_id))
                 .join(CareRecord, col(CareRecord.id) == col(CareRecordVersion.record_id))
-                .where(col(CareRecord.care_type) == care_type, col(CareRecordVersion.id) > after)
+                .where(col(CareRecord.care_type) == care_type,
+                       or_(newer, col(CareRecordVersion.id).in_(sorted(gaps))) if gaps else newer)
                 .order_by(col(CareRecordVersion.id)).limit(limit)))
+            top = max([after, *(int(r[0]) for r in rows)])
+            gaps = self._open_gaps(s, after, top, gaps, now)
             if not rows:
-                return OutboundBatch([], checkpoint=dict(checkpoint) if checkpoint else None, exhausted=True)
-            new_cp = {"version_id": int(rows[-1][0])}
+                unchanged = checkpoint is None and not gaps
+                return OutboundBatch([], checkpoint=None if unchanged else _version_cursor(after, gaps), exhausted=True)
+            new_cp = _version_cursor(top, gaps)
             ids = list(dict.fromkeys(r[1] for r in rows))
             records = self._records(s, ids)
             links = {lk.record_id: lk for lk in s.execute(select(ExternalLink).where(
@@ -676,6 +700,27 @@ class CareStore:
                     updated_at=aware(rec.updated_at), in_review=rid in review, deleted=rec.deleted_at is not None,
                     vendor_deleted=link is not None and link.deleted))
             return OutboundBatch(out, new_cp, exhausted=len(rows) < limit)
+
+    @staticmethod
+    def _open_gaps(s: Session, after: int, top: int, gaps: dict[int, float], now: float) -> dict[int, float]:
+        """Version ids at or below ``top`` not visible yet: a transaction that took them has not committed.
+
+        On PostgreSQL a version id is taken when the row is inserted and becomes visible at commit, so a
+        later id can be read first. Such ids are looked at again on every batch for ``GAP_SECONDS``
+        (ids of rolled-back transactions never appear and are dropped then).
+        """
+        ver = col(CareRecordVersion.id)
+        if gaps:
+            seen = set(s.execute(select(ver).where(ver.in_(sorted(gaps)))).scalars())
+            gaps = {i: t for i, t in gaps.items() if i not in seen}
+        low = max(after, top - GAP_WINDOW)
+        if top > low:
+            present = int(s.execute(select(func.count()).where(ver > low, ver <= top)).scalar_one())
+            if present < top - low:
+                have = set(s.execute(select(ver).where(ver > low, ver <= top)).scalars())
+                fresh = [i for i in range(low + 1, top + 1) if i not in have]
+                gaps.update({i: now for i in fresh[-MAX_GAPS:]})
+        return dict(sorted(gaps.items())[-MAX_GAPS:])
 
     def failed_outbound(self, stream: str, care_type: str, limit: int,
                         record_ids: Sequence[str] | None = None) -> OutboundBatch:

@@ -127,6 +127,20 @@ def make_integration(db: Database, box: Any, sandbox: Served, *, mode: str = "ex
         return integ.id
 
 
+def bare_integration(db: Database, name: str, mode: str = "external_primary") -> tuple[str, str]:
+    """An active Xero integration with no connection and a queued run of it: (integration id, run id),
+    for tests that drive the care store directly."""
+    from storage import runs as runrepo
+
+    with db.session() as s:
+        integ = Integration(name=name, connector_id="xero", status="active", operation_mode=mode)
+        s.add(integ)
+        s.flush()
+        integration_id = integ.id
+    run, _ = runrepo.create_run(db, integration_id)
+    return integration_id, run.id
+
+
 def linked(db: Database, integration_id: str) -> dict[str, str]:
     """external id -> care record id for live links."""
     with db.session() as s:

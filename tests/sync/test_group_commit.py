@@ -19,10 +19,11 @@ from engine.sync.mapper import FieldCopyMapper
 from engine.sync.ownership import OwnershipRule
 from engine.sync.ports import MappedItem, PageResult
 from engine.sync.runner import RunOptions, StreamPlan, SyncRunner, _take_ready, map_record
-from storage import runs as runrepo
 from storage.care_store import CareStore
 from storage.db import Database
-from storage.models import CareRecord, Checkpoint, Integration
+from storage.models import CareRecord, Checkpoint
+
+from .harness import bare_integration
 
 PAGES, PER_PAGE = 6, 10
 
@@ -67,20 +68,10 @@ class Events:
         self.seen.append((kind, dict(data or {})))
 
 
-def integration(db: Database) -> tuple[str, str]:
-    with db.session() as s:
-        integ = Integration(name="group", connector_id="xero", status="active", operation_mode="external_primary")
-        s.add(integ)
-        s.flush()
-        integration_id = integ.id
-    run, _ = runrepo.create_run(db, integration_id)
-    return integration_id, run.id
-
-
 @pytest.mark.parametrize("limit", [5000, 20])
 async def test_ready_pages_commit_together_up_to_the_limit(ctx: Any, limit: int) -> None:
     db = ctx.db
-    integration_id, run_id = integration(db)
+    integration_id, run_id = bare_integration(db, "group")
     vendor = PagedVendor()
     store = HeldStore(CareStore(db, integration_id, run_id), vendor)
     events = Events()
@@ -138,7 +129,7 @@ def test_without_foreign_key_checks_a_page_whose_parents_are_gone_is_refused(ctx
         pytest.skip("foreign-key checks are switched off only in SQLite's writer process")
     db = Database(ctx.db.url, foreign_keys=False)
     try:
-        integration_id, run_id = integration(db)
+        integration_id, run_id = bare_integration(db, "group")
         items = [MappedItem(f"e-{i}", {"name": f"N{i}"}, content_hash({"name": f"N{i}"})) for i in range(3)]
         with pytest.raises(NoResultFound):  # the run's counts have nowhere to go
             CareStore(db, integration_id, "no-such-run").apply_inbound("contacts", "Contact", OwnershipRule(), items,

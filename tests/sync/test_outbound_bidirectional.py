@@ -14,7 +14,7 @@ from storage.care_store import archive_local, write_local
 from storage.models import CareRecord, IntegrationError, OutboundWrite
 
 from .conftest import drain
-from .harness import linked, make_integration, vendor_contacts, xero_post, xero_sandbox
+from .harness import bare_integration, linked, make_integration, vendor_contacts, xero_post, xero_sandbox
 
 
 def local_contact(i: int) -> dict:
@@ -228,3 +228,74 @@ async def test_update_permission_refused_and_recorded(ctx, arq, redis_url):
         assert len(refused) == 1 and "update refused" in refused[0].reason
         with db.session() as s:
             assert s.get(CareRecord, refused[0].record_id).data["name"] != "Changed At Vendor"
+
+
+async def test_a_change_committed_late_is_still_sent(ctx, arq, redis_url):
+    """PostgreSQL hands out version ids at insert and shows them at commit: a change whose transaction
+    commits after a later one's was read must still go out, once, on the next run."""
+    db = ctx.db
+    if db.is_sqlite:
+        pytest.skip("SQLite has one writer at a time: versions become visible in id order")
+    from sqlmodel import Session
+
+    from engine.sync.keys import content_hash
+    from storage.models import CareRecordVersion, new_id
+
+    with xero_sandbox(contacts=0) as sb:
+        integ = make_integration(db, ctx.box, sb, mode="full_writecarenotes", direction="outbound", batch_size=40)
+        late = Session(db.engine)
+        try:
+            data = local_contact(1)
+            rec = CareRecord(id=new_id(), care_type="Contact", data=data, content_hash=content_hash(data), version=1,
+                             origin="writecarenotes", created_at=datetime.now(UTC), updated_at=datetime.now(UTC))
+            late.add(rec)
+            late.flush()
+            late.add(CareRecordVersion(record_id=rec.id, version=1, data=data, content_hash=rec.content_hash,
+                                       change_kind="create", integration_id="", run_id="", changed_by="test",
+                                       changed_at=datetime.now(UTC)))
+            late.flush()  # the version id is taken; the row is not visible until commit
+            write_local(db, "Contact", local_contact(2))
+            first = await drain_run(ctx, arq, redis_url, integ)
+            assert first.counts["written"] == 1 and created_at_vendor(sb) == 1
+            late.commit()
+        finally:
+            late.close()
+        second = await drain_run(ctx, arq, redis_url, integ)
+        assert second.status == "succeeded", second.error
+        assert second.counts["written"] == 1 and created_at_vendor(sb) == 2
+        assert sorted(c["AccountNumber"] for c in vendor_contacts(sb)) == ["WCN00001", "WCN00002"]
+        third = await drain_run(ctx, arq, redis_url, integ)
+        assert third.counts.get("written", 0) == 0 and created_at_vendor(sb) == 2
+
+
+def test_an_id_of_a_rolled_back_change_is_waited_for_then_dropped(ctx):
+    db = ctx.db
+    if db.is_sqlite:
+        pytest.skip("SQLite gives a rolled-back id to the next insert: no gap is left")
+    from sqlmodel import Session
+
+    from storage.care_store import GAP_SECONDS, CareStore
+    from storage.models import CareRecordVersion
+
+    integ_id, run_id = bare_integration(db, "gaps", "full_writecarenotes")
+    now = [1_000_000.0]
+    store = CareStore(db, integ_id, run_id, clock=lambda: now[0])
+    gone = Session(db.engine)
+    rec = write_local(db, "Contact", local_contact(1))
+    spent = CareRecordVersion(record_id=rec.id, version=9, data={}, content_hash="x", change_kind="update",
+                              integration_id="", run_id="", changed_by="test", changed_at=datetime.now(UTC))
+    gone.add(spent)
+    gone.flush()
+    spent_id = str(spent.id)
+    gone.rollback()  # the id is spent and will never be seen
+    gone.close()
+    write_local(db, "Contact", local_contact(2))
+    first = store.outbound_batch("contacts", "Contact", None, 10)
+    assert len(first.candidates) == 2 and spent_id in first.checkpoint["gaps"]
+    now[0] += GAP_SECONDS / 2
+    waiting = store.outbound_batch("contacts", "Contact", first.checkpoint, 10)
+    assert waiting.candidates == [] and waiting.checkpoint["gaps"] == first.checkpoint["gaps"]
+    now[0] += GAP_SECONDS
+    dropped = store.outbound_batch("contacts", "Contact", waiting.checkpoint, 10)
+    assert dropped.candidates == [] and "gaps" not in dropped.checkpoint
+    assert dropped.checkpoint["version_id"] == first.checkpoint["version_id"]
