@@ -44,11 +44,12 @@ def parse_path(text: str) -> tuple[PathPart, ...]:
 
 
 def _step(container: Any, part: PathPart) -> Any:
-    if isinstance(part, int):
+    if type(part) is int:
         if isinstance(container, list) and -len(container) <= part < len(container):
             return container[part]
         return None
-    if isinstance(container, Mapping):
+    # A plain dict first: the abstract Mapping check costs more than the whole step otherwise.
+    if type(container) is dict or isinstance(container, Mapping):
         return container.get(part)
     return None
 
@@ -72,6 +73,9 @@ def make_getter(text: str) -> Getter:
 
         return get2
 
+    if len(parts) == 3 and isinstance(parts[0], str) and type(parts[1]) is int and isinstance(parts[2], str):
+        return _item_key_getter(parts[0], parts[1], parts[2])
+
     def get_n(record: Mapping[str, Any]) -> Any:
         v: Any = record
         for part in parts:
@@ -81,6 +85,21 @@ def make_getter(text: str) -> Getter:
         return v
 
     return get_n
+
+
+def _item_key_getter(key: str, index: int, inner: str) -> Getter:
+    """``key[index].inner`` (``Addresses[0].City``), the commonest nested path, without the general loop."""
+
+    def get_item_key(record: Mapping[str, Any]) -> Any:
+        items = record.get(key)
+        if not isinstance(items, list) or not -len(items) <= index < len(items):
+            return None
+        item = items[index]
+        if type(item) is dict or isinstance(item, Mapping):
+            return item.get(inner)
+        return None
+
+    return get_item_key
 
 
 def set_path(target: dict[str, Any], parts: tuple[PathPart, ...], value: Any) -> None:
