@@ -32,7 +32,7 @@ from connectors.files.atomic import write_atomically
 from connectors.files.checks import FileChecks
 from connectors.files.codec import FileIssue, FileRejected, parse_file, write_file
 from connectors.files.layout import FileLayout
-from connectors.files.session import FileExchangeSession, RejectedFile, _sha256
+from connectors.files.session import FileExchangeSession, RejectedFile, file_digest
 from engine.ports import OutboundRecord, ReadPage, SourceRecord, WriteOutcome
 
 _CENT = 0.005
@@ -212,7 +212,7 @@ class GroupedFileExchangeSession(FileExchangeSession):
         first = 2 if layout.header else 1
         for path in self._candidates(spec, layout):
             data = path.read_bytes()
-            digest = _sha256(data)
+            digest = file_digest(data)
             if digest in done:
                 continue
             try:
@@ -271,7 +271,7 @@ class GroupedFileExchangeSession(FileExchangeSession):
         layout = self.layout(stream).model_copy(update={"format": fmt})
         outbox = self._dir("outbox_dir")
         outbox.mkdir(parents=True, exist_ok=True)
-        batch = _sha256("\n".join(r.idempotency_key for r in records).encode())[:12]
+        batch = file_digest("\n".join(r.idempotency_key for r in records).encode())[:12]
         target = outbox / f"{spec.params.get('out_prefix', layout.id)}_{batch}.{fmt}"
         keys = [str(r.payload.get(layout.primary_key, "")) for r in records]
         if target.exists():

@@ -57,6 +57,20 @@ class LocalSession(ConnectorSession):
     async def aclose(self) -> None:
         """Nothing to close."""
 
+    def _dir(self, key: str) -> Path:
+        value = self.config.get(key)
+        if not value:
+            raise ConnectorError(f"the connection has no `{key}` folder set")
+        return Path(str(value))
+
+    def _inbox_files(self, pattern: str) -> list[Path]:
+        """The inbox's files matching ``pattern`` (any case), oldest first."""
+        inbox = self._dir("inbox_dir")
+        if not inbox.is_dir():
+            raise ConnectorError(f"the inbox folder {inbox} does not exist")
+        files = [p for p in inbox.iterdir() if p.is_file() and fnmatch.fnmatch(p.name.lower(), pattern.lower())]
+        return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
+
 
 @dataclass
 class RejectedFile:
@@ -66,7 +80,8 @@ class RejectedFile:
     issues: list[FileIssue] = field(default_factory=list)
 
 
-def _sha256(data: bytes) -> str:
+def file_digest(data: bytes) -> str:
+    """The SHA-256 of a file's bytes (how imported files are recognised again)."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -78,12 +93,6 @@ class FileExchangeSession(LocalSession):
         self.layout_dir = layout_dir
         self.rejected: list[RejectedFile] = []
 
-    def _dir(self, key: str) -> Path:
-        value = self.config.get(key)
-        if not value:
-            raise ConnectorError(f"the connection has no `{key}` folder set")
-        return Path(str(value))
-
     def layout(self, stream: str) -> FileLayout:
         """The layout of a stream."""
         spec = self.stream(stream)
@@ -93,12 +102,7 @@ class FileExchangeSession(LocalSession):
         return spec.params.get("pattern") or f"*.{layout.format}"
 
     def _candidates(self, spec: StreamSpec, layout: FileLayout) -> list[Path]:
-        inbox = self._dir("inbox_dir")
-        if not inbox.is_dir():
-            raise ConnectorError(f"the inbox folder {inbox} does not exist")
-        pattern = self._pattern(spec, layout)
-        files = [p for p in inbox.iterdir() if p.is_file() and fnmatch.fnmatch(p.name.lower(), pattern.lower())]
-        return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
+        return self._inbox_files(self._pattern(spec, layout))
 
     async def read(self, stream: str, checkpoint: dict[str, Any] | None = None) -> AsyncIterator[ReadPage]:
         """New files of the stream, oldest first, one page per file; rejected files import nothing."""
@@ -110,7 +114,7 @@ class FileExchangeSession(LocalSession):
         emitted = False
         for path in self._candidates(spec, layout):
             data = path.read_bytes()
-            digest = _sha256(data)
+            digest = file_digest(data)
             if digest in done:
                 continue
             try:
@@ -156,7 +160,7 @@ class FileExchangeSession(LocalSession):
             return []
         outbox = self._dir("outbox_dir")
         outbox.mkdir(parents=True, exist_ok=True)
-        batch = _sha256("\n".join(r.idempotency_key for r in records).encode())[:12]
+        batch = file_digest("\n".join(r.idempotency_key for r in records).encode())[:12]
         prefix = spec.params.get("out_prefix", layout.id)
         target = outbox / f"{prefix}_{batch}.{layout.format}"
         keys = [str(r.payload.get(layout.primary_key, "")) for r in records]

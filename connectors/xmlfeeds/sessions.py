@@ -14,8 +14,6 @@ A file that is unsafe or breaks its format imports nothing: it moves to ``inbox_
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -24,7 +22,7 @@ from typing import Any
 
 from connectors.errors import ConnectorError
 from connectors.files.atomic import write_atomically
-from connectors.files.session import LocalSession
+from connectors.files.session import LocalSession, file_digest
 from connectors.runtime import ConnectionTest
 from connectors.xmlfeeds.cxml import confirmation_request, parse_order_request
 from connectors.xmlfeeds.indeed_feed import (
@@ -40,10 +38,6 @@ from connectors.xmlfeeds.safe import XmlRejected
 from engine.ports import OutboundRecord, ReadPage, SourceRecord, WriteOutcome
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 class XmlFolderSession(LocalSession):
     """Shared folder handling: the inbox, new-file detection, quarantine of rejected files."""
 
@@ -51,23 +45,12 @@ class XmlFolderSession(LocalSession):
         super().__init__(*args, **kwargs)
         self.rejected: list[XmlRejected] = []
 
-    def _dir(self, key: str) -> Path:
-        value = self.config.get(key)
-        if not value:
-            raise ConnectorError(f"the connection has no `{key}` folder set")
-        return Path(str(value))
-
     def _pattern(self, stream: str) -> str:
         spec = self.stream(stream)
         return spec.params.get("pattern") or "*.xml"
 
     def _candidates(self, stream: str) -> list[Path]:
-        inbox = self._dir("inbox_dir")
-        if not inbox.is_dir():
-            raise ConnectorError(f"the inbox folder {inbox} does not exist")
-        pattern = self._pattern(stream).lower()
-        files = [p for p in inbox.iterdir() if p.is_file() and fnmatch.fnmatch(p.name.lower(), pattern)]
-        return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
+        return self._inbox_files(self._pattern(stream))
 
     def parse(self, stream: str, data: bytes, filename: str) -> list[dict[str, Any]]:
         """The records of one inbox file (raises :class:`XmlRejected`)."""
@@ -88,7 +71,7 @@ class XmlFolderSession(LocalSession):
         emitted = False
         for path in self._candidates(stream):
             data = path.read_bytes()
-            digest = _sha256(data)
+            digest = file_digest(data)
             if digest in done:
                 continue
             try:
@@ -144,12 +127,6 @@ class XmlFolderSession(LocalSession):
 
 class IndeedSession(LocalSession):
     """Indeed for direct employers: the XML job feed out (applications come in by the app's webhook receiver)."""
-
-    def _dir(self, key: str) -> Path:
-        value = self.config.get(key)
-        if not value:
-            raise ConnectorError(f"the connection has no `{key}` folder set")
-        return Path(str(value))
 
     def feed_path(self) -> Path:
         """Where the feed is written (``outbox_dir/feed_file``)."""
