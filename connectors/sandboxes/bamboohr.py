@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import json
 import time
-from base64 import b64decode
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -35,6 +34,7 @@ from connectors.sandboxes.common import (
     rng_for,
     send_webhook,
 )
+from connectors.sandboxes.handlers import basic_auth
 
 COMPANY_DOMAIN = "willowcourt"
 API_KEY = "bhr-sandbox-0f3a9c2e7d4b1a6058e9c3d2b7a41f6e"
@@ -178,13 +178,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     add_control_routes(app, state)
 
     def check(request: Request, domain: str) -> Response | None:
-        auth = request.headers.get("authorization", "")
-        user = ""
-        if auth.lower().startswith("basic "):
-            try:
-                user = b64decode(auth[6:]).decode().split(":", 1)[0]
-            except (ValueError, UnicodeDecodeError):
-                user = ""
+        user, _ = basic_auth(request)
         if not hmac.compare_digest(user.encode(), API_KEY.encode()) or state.faults.revoke_tokens:
             return Response(status_code=401, headers={"WWW-Authenticate": 'Basic realm="BambooHR API"',
                                                       "X-BambooHR-Error-Message": "Invalid API key"})

@@ -31,6 +31,7 @@ from connectors.sandboxes.common import (
     new_state,
     rng_for,
 )
+from connectors.sandboxes.handlers import basic_auth
 from connectors.sandboxes.workforce import staff_member
 
 CLIENT_ID = "ca-carehub-sandbox-client"
@@ -116,12 +117,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         form = await request.form()
         grant = str(form.get("grant_type", ""))
         state.token_grants[grant] = state.token_grants.get(grant, 0) + 1
-        auth = request.headers.get("authorization", "")
-        try:
-            pair = base64.b64decode(auth[6:]).decode() if auth.startswith("Basic ") else ""
-        except ValueError:
-            pair = ""
-        if pair != f"{CLIENT_ID}:{CLIENT_SECRET}":
+        if basic_auth(request) != (CLIENT_ID, CLIENT_SECRET):
             return JSONResponse({"error": "invalid_client", "error_description": "Client authentication failed"},
                                 status_code=401)
         if grant != "client_credentials":

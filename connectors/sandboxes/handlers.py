@@ -49,16 +49,23 @@ async def record_to_update(request: Request, *, denied: Denied, error: ErrorRepl
     return current, body
 
 
+def basic_auth(request: Request) -> tuple[str, str]:
+    """The user and password of an HTTP Basic ``Authorization`` header; empty when absent or unreadable."""
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("basic "):
+        return "", ""
+    try:
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return "", ""
+    return user, password
+
+
 def client_credentials(form: Mapping[str, Any], request: Request) -> tuple[str, str]:
     """The OAuth client id and secret of a token request: HTTP Basic when sent, else the form fields.
 
     An unreadable Basic header gives empty credentials (the token endpoint then refuses the client).
     """
-    client_id, secret = str(form.get("client_id", "")), str(form.get("client_secret", ""))
-    basic = request.headers.get("authorization", "")
-    if basic.lower().startswith("basic "):
-        try:
-            client_id, _, secret = base64.b64decode(basic[6:]).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            client_id, secret = "", ""
-    return client_id, secret
+    if request.headers.get("authorization", "").lower().startswith("basic "):
+        return basic_auth(request)
+    return str(form.get("client_id", "")), str(form.get("client_secret", ""))

@@ -26,7 +26,6 @@ Both serve deterministic UK care-home orders (PPE, continence, catering, cleanin
 
 from __future__ import annotations
 
-import base64
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,6 +47,7 @@ from connectors.sandboxes.common import (
     pools,
     rng_for,
 )
+from connectors.sandboxes.handlers import basic_auth
 
 ARIBA_CLIENT_ID = "ariba-sandbox-oauth-client-4c1d"
 ARIBA_CLIENT_SECRET = "ariba-sandbox-oauth-secret-8e2f0a"
@@ -133,12 +133,7 @@ def create_ariba_app(config: SandboxConfig | None = None) -> FastAPI:
         form = await request.form()
         grant = str(form.get("grant_type", ""))
         state.token_grants[grant] = state.token_grants.get(grant, 0) + 1
-        auth = request.headers.get("authorization", "")
-        try:
-            cid, _, secret = base64.b64decode(auth[6:]).decode().partition(":") if auth.startswith("Basic ") \
-                else ("", "", "")
-        except ValueError:
-            cid, secret = "", ""
+        cid, secret = basic_auth(request)
         if cid != ARIBA_CLIENT_ID or secret != ARIBA_CLIENT_SECRET:
             return JSONResponse({"error": "invalid_client", "error_description": "Bad client credentials"},
                                 status_code=401)
@@ -246,14 +241,8 @@ def create_oracle_app(config: SandboxConfig | None = None) -> FastAPI:
     add_control_routes(app, state)
 
     def authorised(request: Request) -> bool:
-        auth = request.headers.get("authorization", "")
-        if not auth.startswith("Basic ") or state.faults.revoke_tokens:
-            return False
-        try:
-            user, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
-        except ValueError:
-            return False
-        return user == ORACLE_USER and pw == ORACLE_PASSWORD
+        user, pw = basic_auth(request)
+        return not state.faults.revoke_tokens and user == ORACLE_USER and pw == ORACLE_PASSWORD
 
     def unauthorised() -> Response:
         return PlainTextResponse("Unauthorized", status_code=401,

@@ -14,7 +14,6 @@ for this request."}``) and the throttle reply (429 with ``Retry-After``).
 
 from __future__ import annotations
 
-import base64
 from datetime import date, timedelta
 from typing import Any
 
@@ -32,6 +31,7 @@ from connectors.sandboxes.common import (
     pools,
     rng_for,
 )
+from connectors.sandboxes.handlers import basic_auth
 
 API_KEY = "3f6c1d2e-8a9b-4c7d-9e0f-reedsandbox01"
 EMPLOYER_ID = 612345
@@ -113,11 +113,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     add_control_routes(app, state)
 
     def denied(request: Request) -> Response | None:
-        auth = request.headers.get("authorization", "")
-        try:
-            user = base64.b64decode(auth[6:]).decode().split(":", 1)[0] if auth.startswith("Basic ") else ""
-        except ValueError:
-            user = ""
+        user, _ = basic_auth(request)
         if user != API_KEY or state.faults.revoke_tokens:
             return JSONResponse({"Message": "Authorization has been denied for this request."}, status_code=401,
                                 headers={"WWW-Authenticate": 'Basic realm="reed.co.uk"'})

@@ -18,7 +18,6 @@ the gross-to-net model, and the throttle reply (429 + ``Retry-After``; Staffolog
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -36,6 +35,7 @@ from connectors.sandboxes.common import (
     stable_uuid,
     uuid_index,
 )
+from connectors.sandboxes.handlers import basic_auth
 from connectors.sandboxes.workforce import FilterCache, staff_member
 
 API_KEY = "staffology-sandbox-5b8e1d0c7a6f4e3d2c1b0a9f8e7d6c5b"
@@ -137,15 +137,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     add_control_routes(app, state)
 
     def denied(request: Request, employer_id: str | None = None) -> Response | None:
-        auth = request.headers.get("authorization", "")
-        ok = False
-        if auth.startswith("Basic "):
-            try:
-                _user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
-                ok = password == API_KEY
-            except (ValueError, UnicodeDecodeError):
-                ok = False
-        if not ok or state.faults.revoke_tokens:
+        _user, password = basic_auth(request)
+        if password != API_KEY or state.faults.revoke_tokens:
             return Response(status_code=401, headers={"WWW-Authenticate": 'Basic realm="Staffology"'})
         if employer_id is not None and employer_id != EMPLOYER_ID:
             return problem(404, "Not Found", f"Employer {employer_id} was not found")

@@ -15,7 +15,6 @@ The 401 and 429 bodies are the sandbox's choice in the OData error shape.
 
 from __future__ import annotations
 
-import base64
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +31,7 @@ from connectors.sandboxes.common import (
     add_control_routes,
     new_state,
 )
+from connectors.sandboxes.handlers import basic_auth
 from connectors.sandboxes.workforce import staff_member
 
 COMPANY_ID = "WILLOWCOUR"
@@ -120,12 +120,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     add_control_routes(app, state)
 
     def denied(request: Request) -> Response | None:
-        auth = request.headers.get("authorization", "")
-        try:
-            raw = base64.b64decode(auth[6:]).decode() if auth.startswith("Basic ") else ""
-        except ValueError:
-            raw = ""
-        if raw != f"{USERNAME}@{COMPANY_ID}:{PASSWORD}" or state.faults.revoke_tokens:
+        if basic_auth(request) != (f"{USERNAME}@{COMPANY_ID}", PASSWORD) or state.faults.revoke_tokens:
             return _odata_error(401, "LGN0011", "[LGN0011]Invalid user name or password, or the user is locked.")
         return None
 

@@ -13,7 +13,6 @@ published, so the sandbox answers 429 with a ``rate_limit_error`` in the same en
 
 from __future__ import annotations
 
-import base64
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +28,7 @@ from connectors.sandboxes.common import (
     new_state,
     rng_for,
 )
+from connectors.sandboxes.handlers import basic_auth
 from connectors.sandboxes.workforce import staff_member
 
 API_KEY = "TLMSsandboxKey7c4e2a91d0b8f6"
@@ -149,11 +149,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     add_control_routes(app, state)
 
     def denied(request: Request) -> Response | None:
-        auth = request.headers.get("authorization", "")
-        try:
-            key = base64.b64decode(auth[6:]).decode().split(":", 1)[0] if auth.startswith("Basic ") else ""
-        except ValueError:
-            key = ""
+        key, _ = basic_auth(request)
         if key != API_KEY or state.faults.revoke_tokens:
             return _error(401, "Invalid API key provided")
         return None

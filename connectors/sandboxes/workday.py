@@ -18,7 +18,6 @@ publishes no limits) is the sandbox's choice.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import secrets
 import time
@@ -38,6 +37,7 @@ from connectors.sandboxes.common import (
     new_state,
     rng_for,
 )
+from connectors.sandboxes.handlers import basic_auth
 from connectors.sandboxes.workforce import staff_member
 
 TENANT = "willowcourt_preview1"
@@ -121,12 +121,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         form = await request.form()
         grant = str(form.get("grant_type", ""))
         state.token_grants[grant] = state.token_grants.get(grant, 0) + 1
-        auth = request.headers.get("authorization", "")
-        try:
-            pair = base64.b64decode(auth[6:]).decode() if auth.startswith("Basic ") else ""
-        except ValueError:
-            pair = ""
-        if tenant != TENANT or pair != f"{CLIENT_ID}:{CLIENT_SECRET}":
+        if tenant != TENANT or basic_auth(request) != (CLIENT_ID, CLIENT_SECRET):
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         if grant != "refresh_token":
             return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
