@@ -16,10 +16,10 @@ from sqlalchemy import select
 
 from app.sync_jobs import enqueue_run
 from storage import runs as runrepo
-from storage.models import CareRecord, Integration, MappingDesign, SyncConfiguration
+from storage.models import CareRecord
 
 from .conftest import TEMPLATES
-from .worker_harness import drain
+from .worker_harness import drain, folder_integration
 
 SAMPLES = Path(__file__).parent / "samples"
 
@@ -30,20 +30,8 @@ async def _drain(ctx_app: Any, redis_url: str) -> None:
 
 def _integration(ctx: Any, inbox: Path, outbox: Path) -> str:
     design = yaml.safe_load((TEMPLATES.parent / "mappings" / "sage50_files" / "Contact.yaml").read_text())
-    with ctx.db.session() as s:
-        integ = Integration(name="Sage 50 (files)", connector_id="sage50_files", status="active",
-                            operation_mode="external_primary",
-                            connection_details={"inbox_dir": str(inbox), "outbox_dir": str(outbox)},
-                            credentials_encrypted=ctx.box.encrypt({}), error_handling={})
-        s.add(integ)
-        s.flush()
-        s.add(SyncConfiguration(integration_id=integ.id, sync_direction="inbound", batch_size=50,
-                                retry_policy={"base_seconds": 0.05, "cap_seconds": 0.2, "max_attempts": 2,
-                                              "call_deadline_seconds": 10},
-                                error_threshold=1000, max_change_share=1.0, sync_frequency={"kind": "manual"},
-                                streams=[{"stream": "customers", "care_type": "Contact"}]))
-        s.add(MappingDesign(integration_id=integ.id, stream="customers", care_type="Contact", design=design))
-        return str(integ.id)
+    return folder_integration(ctx, "sage50_files", "Sage 50 (files)", {"inbox_dir": inbox, "outbox_dir": outbox},
+                              {"customers": ("Contact", design)})
 
 
 def _contacts(ctx: Any) -> int:

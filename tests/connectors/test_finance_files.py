@@ -35,10 +35,10 @@ from connectors.sessions import open_session, session_class
 from engine.mapping import compile_design, load_mapping_template_file
 from engine.ports import OutboundRecord
 from storage import runs as runrepo
-from storage.models import CareRecord, Integration, MappingDesign, SyncConfiguration
+from storage.models import CareRecord
 
 from .conftest import TEMPLATES
-from .worker_harness import count_care, drain
+from .worker_harness import count_care, drain, folder_integration
 
 SAMPLES = Path(__file__).parent / "samples"
 MAPPINGS = TEMPLATES.parent / "mappings"
@@ -408,20 +408,8 @@ def test_every_template_compiles_and_maps_its_sample() -> None:
 
 def _integration(ctx: Any, connector: str, stream: str, care_type: str, inbox: Path) -> str:
     design = yaml.safe_load((MAPPINGS / connector / f"{care_type}.yaml").read_text())
-    with ctx.db.session() as s:
-        integ = Integration(name=f"{connector} (files)", connector_id=connector, status="active",
-                            operation_mode="external_primary",
-                            connection_details={"inbox_dir": str(inbox), "outbox_dir": str(inbox.parent / "out")},
-                            credentials_encrypted=ctx.box.encrypt({}), error_handling={})
-        s.add(integ)
-        s.flush()
-        s.add(SyncConfiguration(integration_id=integ.id, sync_direction="inbound", batch_size=50,
-                                retry_policy={"base_seconds": 0.05, "cap_seconds": 0.2, "max_attempts": 2,
-                                              "call_deadline_seconds": 10},
-                                error_threshold=1000, max_change_share=1.0, sync_frequency={"kind": "manual"},
-                                streams=[{"stream": stream, "care_type": care_type}]))
-        s.add(MappingDesign(integration_id=integ.id, stream=stream, care_type=care_type, design=design))
-        return str(integ.id)
+    return folder_integration(ctx, connector, f"{connector} (files)",
+                              {"inbox_dir": inbox, "outbox_dir": inbox.parent / "out"}, {stream: (care_type, design)})
 
 
 def _care(ctx: Any, care_type: str) -> list[dict[str, Any]]:

@@ -26,10 +26,10 @@ from connectors.xmlfeeds.sessions import JaggaerFilesSession
 from engine.mapping import compile_design, load_mapping_template_file
 from engine.ports import OutboundRecord, ReadPage, SourceRecord
 from storage import runs as runrepo
-from storage.models import CareRecord, Integration, MappingDesign, SyncConfiguration
+from storage.models import CareRecord
 
 from .conftest import TEMPLATES
-from .worker_harness import count_care, drain
+from .worker_harness import count_care, drain, folder_integration
 
 SAMPLES = Path(__file__).parent / "samples"
 MAPPING = TEMPLATES.parent / "mappings" / "jaggaer_files" / "PurchaseOrder.yaml"
@@ -199,21 +199,8 @@ async def test_confirmations_written_once_and_read_back(tmp_path: Path) -> None:
 
 
 def _integration(ctx: Any, inbox: Path) -> str:
-    design = yaml.safe_load(MAPPING.read_text())
-    with ctx.db.session() as s:
-        integ = Integration(name="Jaggaer (cXML files)", connector_id="jaggaer_files", status="active",
-                            operation_mode="external_primary", connection_details={"inbox_dir": str(inbox)},
-                            credentials_encrypted=ctx.box.encrypt({}), error_handling={})
-        s.add(integ)
-        s.flush()
-        s.add(SyncConfiguration(integration_id=integ.id, sync_direction="inbound", batch_size=50,
-                                retry_policy={"base_seconds": 0.05, "cap_seconds": 0.2, "max_attempts": 2,
-                                              "call_deadline_seconds": 10},
-                                error_threshold=1000, max_change_share=1.0, sync_frequency={"kind": "manual"},
-                                streams=[{"stream": "purchase_orders", "care_type": "PurchaseOrder"}]))
-        s.add(MappingDesign(integration_id=integ.id, stream="purchase_orders", care_type="PurchaseOrder",
-                            design=design))
-        return str(integ.id)
+    return folder_integration(ctx, "jaggaer_files", "Jaggaer (cXML files)", {"inbox_dir": inbox},
+                              {"purchase_orders": ("PurchaseOrder", yaml.safe_load(MAPPING.read_text()))})
 
 
 async def test_cxml_orders_through_the_worker_into_the_care_store(ctx: Any, arq: ArqRedis, redis_url: str,

@@ -22,10 +22,9 @@ from connectors.manifest import load_manifest
 from connectors.sessions import open_session, session_class
 from engine.mapping import compile_design, load_mapping_template_file
 from storage import runs as runrepo
-from storage.models import Integration, MappingDesign, SyncConfiguration
 
 from .conftest import TEMPLATES
-from .worker_harness import count_care, drain
+from .worker_harness import count_care, drain, folder_integration
 
 SAMPLES = Path(__file__).parent / "samples"
 MAPPINGS = TEMPLATES.parent / "mappings"
@@ -151,21 +150,8 @@ async def test_folder_read_takes_good_exports_and_nothing_from_a_bad_one(tmp_pat
 
 
 def _integration(ctx: Any, connector: str, inbox: Path, streams: dict[str, str]) -> str:
-    with ctx.db.session() as db:
-        integ = Integration(name=connector, connector_id=connector, status="active",
-                            operation_mode="external_primary", connection_details={"inbox_dir": str(inbox)},
-                            credentials_encrypted=ctx.box.encrypt({}), error_handling={})
-        db.add(integ)
-        db.flush()
-        db.add(SyncConfiguration(integration_id=integ.id, sync_direction="inbound", batch_size=50,
-                                 retry_policy={"base_seconds": 0.05, "cap_seconds": 0.2, "max_attempts": 2,
-                                               "call_deadline_seconds": 10},
-                                 error_threshold=1000, max_change_share=1.0, sync_frequency={"kind": "manual"},
-                                 streams=[{"stream": st, "care_type": ct} for st, ct in streams.items()]))
-        for st, ct in streams.items():
-            design = yaml.safe_load((MAPPINGS / connector / f"{ct}.yaml").read_text())
-            db.add(MappingDesign(integration_id=integ.id, stream=st, care_type=ct, design=design))
-        return str(integ.id)
+    designs = {st: (ct, yaml.safe_load((MAPPINGS / connector / f"{ct}.yaml").read_text())) for st, ct in streams.items()}
+    return folder_integration(ctx, connector, connector, {"inbox_dir": inbox}, designs)
 
 
 async def test_maintenance_connection_exports_through_the_worker(ctx: Any, arq: ArqRedis, redis_url: str,

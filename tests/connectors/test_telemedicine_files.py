@@ -24,10 +24,10 @@ from connectors.manifest import load_manifest
 from connectors.sessions import open_session, session_class
 from engine.mapping import compile_design, load_mapping_template_file
 from storage import runs as runrepo
-from storage.models import CareRecord, Integration, MappingDesign, SyncConfiguration
+from storage.models import CareRecord
 
 from .conftest import TEMPLATES
-from .worker_harness import count_care, drain
+from .worker_harness import count_care, drain, folder_integration
 
 SAMPLES = Path(__file__).parent / "samples" / "telemedicine"
 SERVICES = {"attend_anywhere": 3, "accurx": 2, "doctorlink": 2, "push_doctor": 2}
@@ -162,22 +162,8 @@ async def test_folder_read_of_every_service_and_a_bad_file_set_aside(tmp_path: P
 
 def _integration(ctx: Any, inbox: Path) -> str:
     design = yaml.safe_load(MAPPING.read_text())
-    with ctx.db.session() as s:
-        integ = Integration(name="Telemedicine reports", connector_id="telemedicine_files", status="active",
-                            operation_mode="external_primary", connection_details={"inbox_dir": str(inbox)},
-                            credentials_encrypted=ctx.box.encrypt({}), error_handling={})
-        s.add(integ)
-        s.flush()
-        s.add(SyncConfiguration(integration_id=integ.id, sync_direction="inbound", batch_size=50,
-                                retry_policy={"base_seconds": 0.05, "cap_seconds": 0.2, "max_attempts": 2,
-                                              "call_deadline_seconds": 10},
-                                error_threshold=1000, max_change_share=1.0, sync_frequency={"kind": "manual"},
-                                streams=[{"stream": "attend_anywhere", "care_type": "Appointment"},
-                                         {"stream": "accurx", "care_type": "Appointment"}]))
-        for stream in ("attend_anywhere", "accurx"):
-            s.add(MappingDesign(integration_id=integ.id, stream=stream, care_type="Appointment",
-                                design={**design, "stream": stream}))
-        return str(integ.id)
+    return folder_integration(ctx, "telemedicine_files", "Telemedicine reports", {"inbox_dir": inbox},
+                              {st: ("Appointment", {**design, "stream": st}) for st in ("attend_anywhere", "accurx")})
 
 
 async def test_consultation_reports_through_the_worker(ctx: Any, arq: ArqRedis, redis_url: str,

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -18,7 +19,7 @@ from sqlalchemy import func as sqlfunc
 from sqlalchemy import select
 
 from app.sync_jobs import run_sync
-from storage.models import CareRecord
+from storage.models import CareRecord, Integration, MappingDesign, SyncConfiguration
 
 
 @contextmanager
@@ -60,3 +61,23 @@ def count_care(ctx: Any, care_type: str) -> int:
     with ctx.db.session() as s:
         return int(s.execute(select(sqlfunc.count()).select_from(CareRecord)
                              .where(CareRecord.care_type == care_type)).scalar_one())
+
+
+def folder_integration(ctx: Any, connector: str, name: str, folders: dict[str, Path],
+                       designs: dict[str, tuple[str, dict[str, Any]]]) -> str:
+    """An active inbound integration of a file connector reading ``folders`` (``inbox_dir``, ``outbox_dir``),
+    with one mapping design a stream (``{stream: (care_type, design)}``), fast retries and a manual schedule."""
+    with ctx.db.session() as s:
+        integ = Integration(name=name, connector_id=connector, status="active", operation_mode="external_primary",
+                            connection_details={k: str(v) for k, v in folders.items()},
+                            credentials_encrypted=ctx.box.encrypt({}), error_handling={})
+        s.add(integ)
+        s.flush()
+        s.add(SyncConfiguration(integration_id=integ.id, sync_direction="inbound", batch_size=50,
+                                retry_policy={"base_seconds": 0.05, "cap_seconds": 0.2, "max_attempts": 2,
+                                              "call_deadline_seconds": 10},
+                                error_threshold=1000, max_change_share=1.0, sync_frequency={"kind": "manual"},
+                                streams=[{"stream": st, "care_type": ct} for st, (ct, _d) in designs.items()]))
+        for st, (ct, design) in designs.items():
+            s.add(MappingDesign(integration_id=integ.id, stream=st, care_type=ct, design=design))
+        return str(integ.id)
