@@ -357,6 +357,9 @@ def _parse_time(value: Any) -> datetime | None:
     return None
 
 
+SAMSARA_OBJECTS = {"vehicle": "vehicles"}  # the object an event carries -> the stream that reads it
+
+
 def changed_records(connector_id: str, payload: Mapping[str, Any]) -> dict[str, dict[str, datetime | None]]:
     """``{stream: {record id: event time}}`` named by a vendor event (Xero, Intuit, BambooHR, generic)."""
     out: dict[str, dict[str, datetime | None]] = {}
@@ -381,6 +384,11 @@ def changed_records(connector_id: str, payload: Mapping[str, Any]) -> dict[str, 
         if isinstance(emp, dict):
             add("employees", emp.get("id"), emp.get("timestamp"))
     data = payload.get("data")
+    if connector_id == "samsara" and isinstance(data, dict):  # {"eventType", "eventTime", "data": {"vehicle": {..}}}
+        for key, stream in SAMSARA_OBJECTS.items():
+            obj = data.get(key)
+            if isinstance(obj, dict):
+                add(stream, obj.get("id"), payload.get("eventTime"))
     if isinstance(data, dict) and not out:  # Standard Webhooks / generic: {"type", "data": {"id", "stream"}}
         add(str(data.get("stream") or data.get("object") or ""), data.get("id"),
             data.get("updatedAt") or payload.get("timestamp"))

@@ -491,8 +491,12 @@ class WebhookSpec(_Model):
     header: str
     algorithm: Literal["hmac_sha256", "hmac_sha1"] = "hmac_sha256"
     encoding: Literal["base64", "hex"] = "base64"
-    signed: Literal["body", "slack_v0", "timestamp_body", "body_timestamp", "standard_webhooks"] = "body"
+    # version_timestamp_body: "{version}:{timestamp}:{body}" (Samsara's v1; slack_v0 is the same with "v0").
+    signed: Literal["body", "slack_v0", "version_timestamp_body", "timestamp_body", "body_timestamp",
+                    "standard_webhooks"] = "body"
+    version: str = "v0"
     prefix: str = ""
+    secret_encoding: Literal["text", "base64"] = "text"  # base64: the HMAC key is the decoded secret
     timestamp_header: str | None = None
     replay_window_seconds: int | None = None
     secret: str = "webhook_key"

@@ -42,8 +42,9 @@ def signed_message(spec: WebhookSpec, headers: Mapping[str, str], body: bytes) -
     ts = _header(headers, spec.timestamp_header or "") if spec.timestamp_header else None
     if ts is None:
         return None
-    if spec.signed == "slack_v0":
-        return b"v0:" + ts.encode() + b":" + body
+    if spec.signed in ("slack_v0", "version_timestamp_body"):
+        version = "v0" if spec.signed == "slack_v0" else spec.version
+        return version.encode() + b":" + ts.encode() + b":" + body
     if spec.signed == "timestamp_body":
         return ts.encode() + b"." + body
     if spec.signed == "body_timestamp":
@@ -57,6 +58,8 @@ def sign(spec: WebhookSpec, secret: str | bytes, body: bytes, headers: Mapping[s
     key = secret.encode() if isinstance(secret, str) else secret
     if spec.signed == "standard_webhooks" and isinstance(secret, str) and secret.startswith("whsec_"):
         key = base64.b64decode(secret.removeprefix("whsec_"))
+    elif spec.secret_encoding == "base64":
+        key = base64.b64decode(key, validate=True)  # binascii.Error (a ValueError) when it is not base64
     message = signed_message(spec, headers or {}, body)
     if message is None:
         raise ValueError("timestamp header missing")

@@ -10,6 +10,8 @@ Bearer API tokens; every list answers ``{"data": [...], "pagination": {"endCurso
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 import uuid
@@ -19,7 +21,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from connectors.custom.samsara_webhooks import samsara_signature
 from connectors.sandboxes.common import (
     CARE_HOMES,
     Dataset,
@@ -36,6 +37,13 @@ from connectors.sandboxes.common import (
 
 API_TOKEN = "samsara_api_sandbox_7Yq2Lr9Xk4Pz"
 WEBHOOK_SECRET_B64 = base64.b64encode(b"samsara-sandbox-webhook-secret").decode()
+
+
+def samsara_signature(secret_b64: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Samsara-Signature`` Samsara sends: ``v1=`` + hex HMAC-SHA256 of ``v1:{timestamp}:{body}``
+    keyed by the base64-decoded secret (the vendor's side; CareHub verifies from the manifest)."""
+    digest = hmac.new(base64.b64decode(secret_b64), b"v1:" + timestamp.encode() + b":" + body, hashlib.sha256)
+    return "v1=" + digest.hexdigest()
 VEHICLE_BASE, TRIP_BASE, DRIVER_BASE = 281474976710001, 9001000, 52001
 VEHICLES = (  # (make, model, notes)
     ("Ford", "Transit 17-seat minibus", "Wheelchair accessible, tail lift"),

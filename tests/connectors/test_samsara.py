@@ -13,11 +13,11 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from connectors.custom.samsara_webhooks import samsara_signature, verify_samsara
 from connectors.sandboxes import samsara
+from connectors.webhooks import verify
 from engine.ports import OutboundRecord
 
-from .ops_helpers import check_registered, map_records, read_all, sandbox, session, storm_starter
+from .ops_helpers import check_registered, manifest, map_records, read_all, sandbox, session, storm_starter
 
 SECRETS = {"api_token": samsara.API_TOKEN}
 
@@ -58,7 +58,7 @@ async def test_incremental_reads_and_vehicle_update_with_signed_webhook() -> Non
     @receiver.post("/hooks/samsara")
     async def hook(request: Request) -> Response:
         raw = await request.body()
-        ok = verify_samsara(samsara.WEBHOOK_SECRET_B64, dict(request.headers), raw)
+        ok = verify_samsara(samsara.WEBHOOK_SECRET_B64, dict(request.headers), raw, now=time.time())
         received.append((ok, json.loads(raw)))
         return Response(status_code=204 if ok else 401)
 
@@ -83,8 +83,16 @@ async def test_incremental_reads_and_vehicle_update_with_signed_webhook() -> Non
     assert received[0][1]["eventType"] == "VehicleUpdated" and received[0][1]["data"]["vehicle"]["id"] == target
 
 
+def verify_samsara(secret: str, headers: dict[str, str], body: bytes, *, now: float) -> bool:
+    """What the receiver does with a Samsara delivery: the manifest's declared scheme, nothing Samsara-specific."""
+    spec = manifest("samsara").webhooks
+    assert spec is not None
+    return verify(spec, secret, headers, body, now=now)
+
+
 def test_webhook_signature_known_answer_mutations_and_replay() -> None:
     secret = samsara.WEBHOOK_SECRET_B64
+    samsara_signature = samsara.samsara_signature
     body = b'{"eventType":"VehicleUpdated","data":{"vehicle":{"id":"281474976710008"}}}'
     # printf 'v1:1700000000:%s' "$body" | openssl dgst -sha256 -hmac samsara-sandbox-webhook-secret
     assert samsara_signature(secret, "1700000000", body) == "v1=7e2193a5f2d0c017922472b52bc4617647ce1f2e93cb0940ea1ff04ddd1428aa"
@@ -96,6 +104,7 @@ def test_webhook_signature_known_answer_mutations_and_replay() -> None:
     assert not verify_samsara(secret, headers, body, now=1700000000 + 301)  # outside the replay window
     assert not verify_samsara("AAAA", headers, body, now=1700000100)
     assert not verify_samsara(secret, {"X-Samsara-Timestamp": "1700000000"}, body, now=time.time())
+    assert not verify_samsara("not base64!", headers, body, now=1700000100)
 
 
 @pytest.mark.parametrize("storm", ["storm_429", "storm_5xx"])

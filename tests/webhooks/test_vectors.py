@@ -32,6 +32,11 @@ VECTORS = {
     "slack": ("8f742231b10e8888abcd99yyyzzz85a5", SLACK_BODY,
               {"X-Slack-Signature": "v0=c09a0c1746fbe338b95b52bf1d187fcf555304a7b80ed3413f65a98de8afbfce",
                "X-Slack-Request-Timestamp": "1531420618"}, 1_531_420_618),
+    # printf 'v1:1700000000:%s' "$body" | openssl dgst -sha256 -hmac samsara-sandbox-webhook-secret
+    "samsara": ("c2Ftc2FyYS1zYW5kYm94LXdlYmhvb2stc2VjcmV0",
+                b'{"eventType":"VehicleUpdated","data":{"vehicle":{"id":"281474976710008"}}}',
+                {"X-Samsara-Signature": "v1=7e2193a5f2d0c017922472b52bc4617647ce1f2e93cb0940ea1ff04ddd1428aa",
+                 "X-Samsara-Timestamp": "1700000000"}, 1_700_000_000),
     "generic": ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", b'{"test": 2432232314}',
                 {"webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek", "webhook-timestamp": "1614265330",
                  "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}, 1_614_265_330),

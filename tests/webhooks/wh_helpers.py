@@ -15,6 +15,7 @@ SECRETS = {
     "quickbooks": "intuit-verifier-token-0123456789",
     "bamboohr": "bamboo-private-key-0123456789abc",
     "slack": "8f742231b10e8888abcd99yyyzzz85a5",
+    "samsara": "c2Ftc2FyYS1zYW5kYm94LXdlYmhvb2stc2VjcmV0",  # base64("samsara-sandbox-webhook-secret"), as Samsara shows it
     "generic": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 }
 SCHEMES = tuple(SECRETS)
@@ -35,6 +36,9 @@ def signed(scheme: str, body: bytes, *, secret: str | None = None, ts: int | Non
     if scheme == "slack":
         sig = "v0=" + hmac.new(key.encode(), b"v0:" + str(ts).encode() + b":" + body, hashlib.sha256).hexdigest()
         return {"X-Slack-Signature": sig, "X-Slack-Request-Timestamp": str(ts)}
+    if scheme == "samsara":
+        digest = hmac.new(base64.b64decode(key), b"v1:" + str(ts).encode() + b":" + body, hashlib.sha256).hexdigest()
+        return {"X-Samsara-Signature": "v1=" + digest, "X-Samsara-Timestamp": str(ts)}
     msg_id = msg_id or "msg_" + uuid.uuid4().hex
     raw = base64.b64decode(key.removeprefix("whsec_"))
     sig = base64.b64encode(hmac.new(raw, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()).decode()
@@ -57,6 +61,9 @@ def sample_body(scheme: str, n: int = 0) -> bytes:
         payload = {"employees": [{"id": str(n), "action": "Updated", "timestamp": "2026-11-28T06:00:00Z"}]}
     elif scheme == "slack":
         payload = {"type": "event_callback", "event_id": f"Ev{n:08d}", "event": {"type": "message", "text": "hi"}}
+    elif scheme == "samsara":
+        payload = {"eventId": f"ev-{n}", "eventTime": "2026-11-28T06:00:00Z", "eventType": "VehicleUpdated",
+                   "orgId": 20936, "webhookId": "1411751028848270", "data": {"vehicle": {"id": f"v-{n}", "name": "Minibus"}}}
     else:
         payload = {"type": "resident.updated", "timestamp": "2026-11-28T06:00:00Z",
                    "data": {"stream": "residents", "id": f"res-{n}"}}
