@@ -2,7 +2,8 @@
 
 The receiver answers fast and does no sync work itself:
 
-1. refuse bodies over :data:`MAX_BODY_BYTES` with 413 before reading (Content-Length) or while reading;
+1. refuse bodies over :data:`MAX_BODY_BYTES` (or the connector's own limit) with 413 before reading
+   (Content-Length) or while reading;
 2. verify the vendor's signature on the raw bytes in constant time, with the replay window where the scheme
    has a timestamp (``connectors.webhooks``; Xero, Intuit, BambooHR, Slack, Standard Webhooks for the rest);
    answer Xero's intent-to-receive and Slack's URL verification;
@@ -45,7 +46,8 @@ from storage import webhooks as store
 from storage.models import Integration, RunStatus, SyncRun
 
 log = logging.getLogger("carehub.webhooks")
-MAX_BODY_BYTES = 256 * 1024
+MAX_BODY_BYTES = 256 * 1024  # unless the connector's manifest allows more (webhooks.max_body_bytes)
+LARGEST_BODY_BYTES = 16 * 1024 * 1024  # no manifest may allow more: refused before the receiver is looked up
 DEDUPE_SECONDS = int(store.DEDUPE_WINDOW.total_seconds())
 CONFIG_TTL_SECONDS = 5.0
 SEEN_PREFIX = "carehub:wh:seen:"
@@ -198,7 +200,7 @@ async def receive(request: Request) -> Response:
     """Verify, de-duplicate, queue, acknowledge."""
     ctx = get_context()
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+    if length is not None and (not length.isdigit() or int(length) > LARGEST_BODY_BYTES):
         return Response(status_code=413)
     integration_id = request.path_params["integration_id"]
     webhook_id = request.path_params["webhook_id"]
@@ -207,8 +209,11 @@ async def receive(request: Request) -> Response:
         return Response(status_code=404)
     if not rcv.active:
         return Response(status_code=410)
+    limit = rcv.spec.max_body_bytes or MAX_BODY_BYTES
+    if length is not None and int(length) > limit:
+        return Response(status_code=413)
     try:
-        body = await _read_capped(request, MAX_BODY_BYTES)
+        body = await _read_capped(request, limit)
     except ClientDisconnect:
         return Response(status_code=400)
     if body is None:

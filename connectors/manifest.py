@@ -497,6 +497,8 @@ class WebhookSpec(_Model):
     version: str = "v0"
     prefix: str = ""
     secret_encoding: Literal["text", "base64"] = "text"  # base64: the HMAC key is the decoded secret
+    # Largest body the receiver reads for this vendor (default 256 KB); files sent inline need more.
+    max_body_bytes: int | None = Field(default=None, ge=1024, le=16 * 1024 * 1024)
     timestamp_header: str | None = None
     replay_window_seconds: int | None = None
     secret: str = "webhook_key"

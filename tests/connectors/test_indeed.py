@@ -311,3 +311,27 @@ async def test_job_postings_published_to_the_feed_by_the_worker(ctx: Any, redis_
         assert "Night Care Assistant 5" not in {j["title"] for j in jobs}  # closed: out of the feed
     finally:
         await pool.aclose()
+
+
+async def test_an_application_with_a_large_cv_inline_is_read_and_an_oversize_one_refused(ctx: Any) -> None:
+    with ctx.db.session() as s:
+        integration = svc.configure_integration(s, box=ctx.box, actor="admin@carehub.test", name="Indeed",
+                                                connector_id="indeed", connection_details=CONFIG)
+        hook, _ = svc.create_webhook(s, box=ctx.box, actor="admin@carehub.test", integration_id=integration.id,
+                                     direction="inbound", secret=SECRET)
+        iid, wid = integration.id, hook.id
+    forget_receivers()
+    application = _application(9)
+    application["applicant"]["resume"]["file"]["data"] = base64.b64encode(b"%PDF-1.4 " + b"x" * 1_500_000).decode()
+    big = json.dumps(application, separators=(",", ":")).encode()
+    application["applicant"]["resume"]["file"]["data"] = "A" * 8_500_000
+    huge = json.dumps(application, separators=(",", ":")).encode()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=webhooks_app), base_url="http://hub") as hub:
+        ok = await hub.post(f"/{iid}/{wid}", content=big, headers={"X-Indeed-Signature": _signature(big)})
+        refused = await hub.post(f"/{iid}/{wid}", content=huge, headers={"X-Indeed-Signature": _signature(huge)})
+        await drain_queue()
+    forget_receivers()
+    assert len(big) > 2_000_000 and (ok.status_code, refused.status_code) == (200, 413)
+    with ctx.db.session() as s:
+        stored = s.execute(select(InboundEvent)).scalars().all()
+    assert len(stored) == 1 and stored[0].payload["applicant"]["resume"]["file"]["data"].startswith("JVBERi0xLjQg")
