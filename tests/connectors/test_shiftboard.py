@@ -131,7 +131,8 @@ async def test_region_picks_the_host_and_the_form_asks_for_both_keys(region: str
     asked = {(f.name, f.store) for f in form_fields(m, sandbox=False)}
     assert {("environment", "config"), ("access_key_id", "config"), ("signature_key", "secrets")} <= asked
     practice = {f.name for f in form_fields(m, sandbox=True, provided={"signature_key": sb.SIGNATURE_KEY})}
-    assert practice == {"access_key_id"}  # the sandbox's own key id is pre-filled; its signature key is provided
+    # the sandbox's own key id is pre-filled; its signature key is provided; the workgroup is the home's choice
+    assert practice == {"access_key_id", "default_workgroup"}
 
 
 def test_signature_known_answer() -> None:
@@ -313,8 +314,15 @@ async def test_care_shift_edit_goes_back_through_the_template_as_local_times() -
                                                                              "2027-07-01T20:00:00", "Registered Nurse")
     sent = json.loads(base64.b64decode(dict(parse_qsl(rec.calls[1][2]))["params"]))
     assert sent["id"] == shift.external_id and sent["start_date"] == "2027-07-01T08:00:00"
-    # a care-side shift names no Shiftboard workgroup: Shiftboard's own message comes back
+    # a care-side shift names no Shiftboard workgroup: without a default Shiftboard's own message comes back ...
     assert not new[0].ok and "Missing required parameter: workgroup" in (new[0].error_message or "")
+    # ... and with the connection's default workgroup the shift is created there, once
+    async with s(app, config={**CONFIG, "default_workgroup": "7002"}) as sess:
+        made = await sess.write("shifts", [OutboundRecord("wcn-new-2", compiled.reverse(care))])
+        again = await sess.write("shifts", [OutboundRecord("wcn-new-2", compiled.reverse(care))])
+    assert made[0].ok and again[0].external_id == made[0].external_id, made[0].error_message
+    created = app.state.sandbox.datasets["shifts"].get(str(made[0].external_id))
+    assert created["workgroup"] == "7002" and created["subject"] == "Registered Nurse"
 
 
 async def test_who_is_clocked_in_now_maps_to_open_timesheets() -> None:
