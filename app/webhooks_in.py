@@ -366,7 +366,7 @@ SAMSARA_OBJECTS = {"vehicle": "vehicles"}  # the object an event carries -> the 
 
 
 def changed_records(connector_id: str, payload: Mapping[str, Any]) -> dict[str, dict[str, datetime | None]]:
-    """``{stream: {record id: event time}}`` named by a vendor event (Xero, Intuit, BambooHR, generic)."""
+    """``{stream: {record id: event time}}`` named by a vendor event (Xero, Intuit, BambooHR, Samsara, generic)."""
     out: dict[str, dict[str, datetime | None]] = {}
 
     def add(stream: str, rid: Any, when: Any) -> None:

@@ -54,6 +54,7 @@ from storage.models import (
     new_ids,
     utcnow,
 )
+from storage.outbound_cursor import cursor_gaps, open_gaps, version_cursor
 
 WRITER_CHILD_ENV = "CAREHUB_STORE_WRITER_CHILD"  # set in a worker's store writer process (app.store_writer)
 FAULT_ENV = "CAREHUB_SYNC_FAULT"  # test seam: "<point>:<n>" kills this process the n-th time <point> is reached
@@ -150,20 +151,6 @@ def _decoded(row: Mapping[str, Any], json_cols: Sequence[str]) -> Mapping[str, A
     if not any(type(row[c]) is bytes for c in json_cols):
         return row
     return {k: orjson.loads(v) if k in json_cols and type(v) is bytes else v for k, v in row.items()}
-
-
-GAP_SECONDS = 600.0  # how long an outbound cursor waits for a version id taken by an uncommitted transaction
-MAX_GAPS = 500
-# Only the ids this close below a batch's newest can still be in flight: a transaction commits at most a
-# group of versions (5,000) while later ones are read; this leaves a wide margin.
-GAP_WINDOW = 50_000
-
-
-def _version_cursor(version_id: int, gaps: Mapping[int, float]) -> dict[str, Any]:
-    cursor: dict[str, Any] = {"version_id": version_id}
-    if gaps:
-        cursor["gaps"] = {str(i): t for i, t in gaps.items()}
-    return cursor
 
 
 _SQLITE_VARIABLES = 30_000  # under SQLite's default limit of 32,766 bound variables per statement (3.32+)
@@ -650,7 +637,7 @@ class CareStore:
         """
         after = int((checkpoint or {}).get("version_id", 0))
         now = self.clock()
-        gaps = {int(k): float(t) for k, t in ((checkpoint or {}).get("gaps") or {}).items() if now - float(t) < GAP_SECONDS}
+        gaps = cursor_gaps(checkpoint, now)
         with self.db.session() as s:
             newer = col(CareRecordVersion.id) > after
             rows = list(s.execute(
@@ -660,11 +647,11 @@ class CareStore:
                        or_(newer, col(CareRecordVersion.id).in_(sorted(gaps))) if gaps else newer)
                 .order_by(col(CareRecordVersion.id)).limit(limit)))
             top = max([after, *(int(r[0]) for r in rows)])
-            gaps = self._open_gaps(s, after, top, gaps, now)
+            gaps = open_gaps(s, after, top, gaps, now)
             if not rows:
                 unchanged = checkpoint is None and not gaps
-                return OutboundBatch([], checkpoint=None if unchanged else _version_cursor(after, gaps), exhausted=True)
-            new_cp = _version_cursor(top, gaps)
+                return OutboundBatch([], checkpoint=None if unchanged else version_cursor(after, gaps), exhausted=True)
+            new_cp = version_cursor(top, gaps)
             ids = list(dict.fromkeys(r[1] for r in rows))
             records = self._records(s, ids)
             links = {lk.record_id: lk for lk in s.execute(select(ExternalLink).where(
@@ -700,27 +687,6 @@ class CareStore:
                     updated_at=aware(rec.updated_at), in_review=rid in review, deleted=rec.deleted_at is not None,
                     vendor_deleted=link is not None and link.deleted))
             return OutboundBatch(out, new_cp, exhausted=len(rows) < limit)
-
-    @staticmethod
-    def _open_gaps(s: Session, after: int, top: int, gaps: dict[int, float], now: float) -> dict[int, float]:
-        """Version ids at or below ``top`` not visible yet: a transaction that took them has not committed.
-
-        On PostgreSQL a version id is taken when the row is inserted and becomes visible at commit, so a
-        later id can be read first. Such ids are looked at again on every batch for ``GAP_SECONDS``
-        (ids of rolled-back transactions never appear and are dropped then).
-        """
-        ver = col(CareRecordVersion.id)
-        if gaps:
-            seen = set(s.execute(select(ver).where(ver.in_(sorted(gaps)))).scalars())
-            gaps = {i: t for i, t in gaps.items() if i not in seen}
-        low = max(after, top - GAP_WINDOW)
-        if top > low:
-            present = int(s.execute(select(func.count()).where(ver > low, ver <= top)).scalar_one())
-            if present < top - low:
-                have = set(s.execute(select(ver).where(ver > low, ver <= top)).scalars())
-                fresh = [i for i in range(low + 1, top + 1) if i not in have]
-                gaps.update({i: now for i in fresh[-MAX_GAPS:]})
-        return dict(sorted(gaps.items())[-MAX_GAPS:])
 
     def failed_outbound(self, stream: str, care_type: str, limit: int,
                         record_ids: Sequence[str] | None = None) -> OutboundBatch:

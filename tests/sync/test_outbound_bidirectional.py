@@ -274,8 +274,9 @@ def test_an_id_of_a_rolled_back_change_is_waited_for_then_dropped(ctx):
         pytest.skip("SQLite gives a rolled-back id to the next insert: no gap is left")
     from sqlmodel import Session
 
-    from storage.care_store import GAP_SECONDS, CareStore
+    from storage.care_store import CareStore
     from storage.models import CareRecordVersion
+    from storage.outbound_cursor import GAP_SECONDS
 
     integ_id, run_id = bare_integration(db, "gaps", "full_writecarenotes")
     now = [1_000_000.0]
