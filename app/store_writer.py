@@ -137,17 +137,17 @@ class StoreWriter:
 
     def reset(self) -> None:
         """Forget a broken child; the next page starts a new one."""
-        with self._lock:
-            pool, self._pool, self._boot = self._pool, None, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        self._drop(wait=False)
 
     def close(self) -> None:
         """Stop the child (worker shutdown)."""
+        self._drop(wait=True)
+
+    def _drop(self, *, wait: bool) -> None:
         with self._lock:
             pool, self._pool, self._boot = self._pool, None, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=wait, cancel_futures=True)
 
 
 _WRITERS: dict[str, StoreWriter] = {}
