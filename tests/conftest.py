@@ -48,6 +48,9 @@ def pytest_configure(config: pytest.Config) -> None:
         CAREHUB_SESSION_SECRET="test-session-secret-" + uuid.uuid4().hex,
         CAREHUB_ADMIN_PASSWORD="admin-password-for-tests",
     )
+    # Grouped commits make ordinary test pages large enough for the store writer process; only the tests
+    # written for it use it (test_store_writer, and the crash tests' workers, which set their own minimum).
+    os.environ.setdefault("CAREHUB_STORE_WRITER_MIN_PAGE", "0")
     if _PG_BASE and not hasattr(config, "workerinput"):
         engine = create_engine(_pg_admin_url().replace("postgresql://", "postgresql+psycopg://"),
                                isolation_level="AUTOCOMMIT")
